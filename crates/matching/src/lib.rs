@@ -1,0 +1,1 @@
+//! Order books and matching (see issue 9).
