@@ -1,1 +1,123 @@
-//! API.
+//! The HTTP surface of bourse: axum routers, extractors, middleware and the OpenAPI
+//! document. Handlers parse input into domain types, call a service, and map the result
+//! to JSON; nothing else lives here. Transport (TLS, connection limits, header timeouts)
+//! is the binary's job.
+
+pub mod error;
+pub mod json;
+pub mod middleware;
+pub mod query;
+pub mod request_id;
+pub mod routes;
+
+use std::time::Duration;
+
+use axum::Router;
+use axum::http::StatusCode;
+use bourse_store::Store;
+use tower::ServiceBuilder;
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::limit::RequestBodyLimitLayer;
+use tower_http::timeout::TimeoutLayer;
+use utoipa::OpenApi;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+use utoipa_swagger_ui::SwaggerUi;
+
+pub use error::{ApiError, FieldError, Problem};
+
+/// Shared state of every handler. Cheap to clone.
+#[derive(Clone, Debug)]
+pub struct AppState {
+    /// The database.
+    pub store: Store,
+}
+
+/// Limits applied by the gateway middleware.
+#[derive(Debug, Clone, Copy)]
+pub struct HttpLimits {
+    /// Largest request body in bytes (413 above).
+    pub body_limit: usize,
+    /// Longest time a request may take from headers read to response (504 after).
+    pub request_timeout: Duration,
+}
+
+impl Default for HttpLimits {
+    fn default() -> Self {
+        Self {
+            body_limit: 64 * 1024,
+            request_timeout: Duration::from_secs(30),
+        }
+    }
+}
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "bourse API",
+        description = "REST/JSON API of the bourse crypto-derivatives exchange.\n\n\
+            Conventions: JSON fields are snake_case; prices, sizes and money are decimal strings, never numbers; \
+            timestamps are RFC 3339 UTC; lists are cursor-paginated with a bounded `limit`; unknown JSON fields \
+            and query parameters are rejected. Every error is RFC 9457 `application/problem+json` with a stable \
+            `code` and the `request_id` (also echoed in `X-Request-Id`).",
+        license(name = "Apache-2.0", identifier = "Apache-2.0"),
+        contact(name = "bourse API team", email = "api@bourse.dev"),
+    ),
+    servers((url = "/", description = "This server")),
+    tags(
+        (name = "health", description = "Liveness and readiness probes."),
+        (name = "instruments", description = "Reference data: the contracts that can be traded."),
+    )
+)]
+struct ApiDoc;
+
+fn public_parts() -> (Router<AppState>, utoipa::openapi::OpenApi) {
+    OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .routes(routes!(routes::health::healthz))
+        .routes(routes!(routes::health::readyz))
+        .routes(routes!(routes::instruments::list))
+        .routes(routes!(routes::instruments::get))
+        .split_for_parts()
+}
+
+/// The OpenAPI 3.1 document of the public listener, exactly as served at `/openapi.json`.
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    public_parts().1
+}
+
+/// The public listener's application: `/v1`, health, `/openapi.json` and Swagger UI at `/docs`.
+pub fn public_router(state: AppState, limits: HttpLimits) -> Router {
+    let (router, api) = public_parts();
+    let router = router.merge(SwaggerUi::new("/docs").url("/openapi.json", api));
+    with_gateway(router, limits).with_state(state)
+}
+
+/// The admin listener's application. Admin endpoints are never routed on the public
+/// listener; this router is only bound to the admin address.
+pub fn admin_router(state: AppState, limits: HttpLimits) -> Router {
+    let router = Router::new()
+        .route("/healthz", axum::routing::get(routes::health::healthz))
+        .route("/readyz", axum::routing::get(routes::health::readyz));
+    with_gateway(router, limits).with_state(state)
+}
+
+async fn no_route() -> ApiError {
+    ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such route")
+}
+
+/// The gateway layers, outermost first: request id, security headers, problem+json
+/// normalisation, panic catching, request timeout, body limit.
+fn with_gateway(router: Router<AppState>, limits: HttpLimits) -> Router<AppState> {
+    router.fallback(no_route).layer(
+        ServiceBuilder::new()
+            .layer(axum::middleware::from_fn(request_id::layer))
+            .layer(axum::middleware::from_fn(middleware::security_headers))
+            .layer(axum::middleware::from_fn(middleware::problem_json))
+            .layer(CatchPanicLayer::custom(middleware::panic_response))
+            .layer(TimeoutLayer::with_status_code(
+                StatusCode::GATEWAY_TIMEOUT,
+                limits.request_timeout,
+            ))
+            .layer(RequestBodyLimitLayer::new(limits.body_limit)),
+    )
+}

@@ -1,1 +1,140 @@
-//! bourse.
+//! The bourse binary as a library: configuration, TLS, listeners and wiring, so that
+//! tests can start exactly what `bourse serve` starts.
+
+pub mod config;
+pub mod server;
+pub mod tls;
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use anyhow::Context;
+use bourse_api::{AppState, HttpLimits};
+use bourse_store::Store;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+pub use config::Config;
+
+/// A running server: its bound addresses and a way to stop it.
+#[derive(Debug)]
+pub struct Running {
+    /// Public listener address.
+    pub public_addr: SocketAddr,
+    /// Admin listener address.
+    pub admin_addr: SocketAddr,
+    /// The TLS certificate in use (PEM), for clients that must trust it.
+    pub cert_pem: Vec<u8>,
+    /// SHA-256 fingerprint of the certificate.
+    pub fingerprint: String,
+    /// The store, for tests that need to reach under the API.
+    pub store: Store,
+    stop: watch::Sender<bool>,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+impl Running {
+    /// Starts graceful shutdown and waits for both listeners to drain.
+    pub async fn shutdown(self) {
+        let _ = self.stop.send(true);
+        for t in self.tasks {
+            let _ = t.await;
+        }
+        self.store.close().await;
+    }
+
+    /// Waits until both listeners have stopped (after [`Running::stop_signal`]).
+    pub async fn wait(self) {
+        for t in self.tasks {
+            let _ = t.await;
+        }
+        self.store.close().await;
+    }
+
+    /// A handle that starts graceful shutdown when sent `true`.
+    pub fn stop_signal(&self) -> watch::Sender<bool> {
+        self.stop.clone()
+    }
+}
+
+/// Opens the database and runs migrations.
+pub async fn open_store(cfg: &Config) -> anyhow::Result<Store> {
+    std::fs::create_dir_all(&cfg.data_dir)
+        .with_context(|| format!("creating data_dir {}", cfg.data_dir.display()))?;
+    let store = Store::connect(&cfg.effective_database_url())
+        .await
+        .context("opening the database")?;
+    store.migrate().await.context("running migrations")?;
+    Ok(store)
+}
+
+/// Opens storage, seeds demo data on an empty embedded database, loads TLS and binds both
+/// listeners. Returns once they accept connections.
+pub async fn start(cfg: &Config) -> anyhow::Result<Running> {
+    tls::install_crypto_provider();
+    let store = open_store(cfg).await?;
+    if store.backend() == bourse_store::Backend::Sqlite {
+        let n = store
+            .seed_demo_instruments(time::OffsetDateTime::now_utc())
+            .await
+            .context("seeding demo instruments")?;
+        if n > 0 {
+            tracing::info!(count = n, "seeded demo instruments");
+        }
+    }
+    let tls = tls::load(cfg.tls_cert.as_deref(), cfg.tls_key.as_deref(), &cfg.data_dir)?;
+    let cert_pem = std::fs::read(&tls.cert_path)?;
+    let state = AppState {
+        store: store.clone(),
+    };
+    let limits = HttpLimits {
+        body_limit: cfg.http.body_limit_bytes,
+        request_timeout: Duration::from_secs(cfg.http.request_timeout_secs),
+    };
+    let transport = server::TransportLimits {
+        tls_handshake_timeout: Duration::from_secs(cfg.http.tls_handshake_timeout_secs),
+        header_read_timeout: Duration::from_secs(cfg.http.header_read_timeout_secs),
+        max_connections: cfg.http.max_connections,
+        max_concurrent_streams: cfg.http.max_concurrent_streams,
+        max_header_bytes: cfg.http.max_header_bytes,
+        shutdown_grace: Duration::from_secs(cfg.http.shutdown_grace_secs),
+    };
+    let public = TcpListener::bind(cfg.public_addr)
+        .await
+        .with_context(|| format!("binding public_addr {}", cfg.public_addr))?;
+    let admin = TcpListener::bind(cfg.admin_addr)
+        .await
+        .with_context(|| format!("binding admin_addr {}", cfg.admin_addr))?;
+    let public_addr = public.local_addr()?;
+    let admin_addr = admin.local_addr()?;
+    let (stop, rx) = watch::channel(false);
+    let tasks = vec![
+        tokio::spawn(server::serve(
+            "public",
+            public,
+            tls.config.clone(),
+            bourse_api::public_router(state.clone(), limits),
+            transport,
+            rx.clone(),
+        )),
+        tokio::spawn(server::serve(
+            "admin",
+            admin,
+            tls.config.clone(),
+            bourse_api::admin_router(state, limits),
+            transport,
+            rx,
+        )),
+    ];
+    tracing::info!(public = %public_addr, admin = %admin_addr, "bourse listening");
+    Ok(Running {
+        public_addr,
+        admin_addr,
+        cert_pem,
+        fingerprint: tls.fingerprint,
+        store,
+        stop,
+        tasks,
+    })
+}

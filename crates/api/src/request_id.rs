@@ -1,0 +1,89 @@
+//! Request ids: a sane client `X-Request-Id` is kept, otherwise a UUIDv7 is made.
+//!
+//! The id lives in a task-local for the whole request so that any error rendered
+//! anywhere below (handlers, extractors, framework rejections, panics) can name it
+//! without threading it through every signature.
+
+use axum::extract::{MatchedPath, Request};
+use axum::http::HeaderValue;
+use axum::middleware::Next;
+use axum::response::Response;
+use tracing::Instrument;
+
+/// Header carrying the request id both ways.
+pub const HEADER: &str = "x-request-id";
+
+tokio::task_local! {
+    static REQUEST_ID: String;
+}
+
+/// The current request's id, when called inside a request.
+pub fn current() -> Option<String> {
+    REQUEST_ID.try_with(Clone::clone).ok()
+}
+
+/// A client id is kept only when it is short and made of safe characters, so that it
+/// can be logged and echoed without encoding.
+fn is_sane(id: &str) -> bool {
+    (1..=64).contains(&id.len())
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b':'))
+}
+
+/// Middleware: assigns the id, runs the request inside its task-local and tracing span,
+/// echoes the id on the response and writes one access-log line.
+pub async fn layer(req: Request, next: Next) -> Response {
+    let id = req
+        .headers()
+        .get(HEADER)
+        .and_then(|v| v.to_str().ok())
+        .filter(|s| is_sane(s))
+        .map(str::to_owned)
+        .unwrap_or_else(|| uuid::Uuid::now_v7().to_string());
+    let method = req.method().clone();
+    // The route template, never the raw path: raw paths and query strings can carry
+    // identifiers or secrets that must not reach the log.
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|p| p.as_str().to_owned());
+    let span = tracing::info_span!("request", request_id = %id, method = %method);
+    let started = std::time::Instant::now();
+    let mut resp = REQUEST_ID
+        .scope(id.clone(), next.run(req).instrument(span.clone()))
+        .await;
+    let status = resp.status().as_u16();
+    let code = resp
+        .extensions()
+        .get::<crate::error::ProblemCode>()
+        .map(|c| c.0);
+    span.in_scope(|| {
+        tracing::info!(
+            route = route.as_deref().unwrap_or("(unmatched)"),
+            status,
+            latency_us = started.elapsed().as_micros() as u64,
+            problem = code,
+            "request finished"
+        );
+    });
+    if let Ok(v) = HeaderValue::from_str(&id) {
+        resp.headers_mut().insert(HEADER, v);
+    }
+    resp
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_sane;
+
+    #[test]
+    fn sanity() {
+        assert!(is_sane("abc-123_x.y:z"));
+        assert!(!is_sane(""));
+        assert!(!is_sane(&"a".repeat(65)));
+        assert!(!is_sane("a b"));
+        assert!(!is_sane("<script>"));
+        assert!(!is_sane("a\nb"));
+    }
+}

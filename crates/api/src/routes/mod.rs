@@ -1,0 +1,4 @@
+//! One module per feature; each exposes its handlers to [`crate::router`].
+
+pub mod health;
+pub mod instruments;

@@ -1,0 +1,307 @@
+//! Layered configuration: defaults → TOML file → `BOURSE_*` environment → flags.
+//!
+//! Every value is checked once here; a wrong value stops the program with a message
+//! naming the key and exit code 2 (see `main.rs`). Secrets are `SecretString` and are
+//! redacted by [`Config::redacted_toml`].
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use figment::Figment;
+use figment::providers::{Env, Format, Serialized, Toml};
+use secrecy::{ExposeSecret, SecretString};
+use serde::{Deserialize, Serialize};
+
+/// The effective configuration of a bourse process.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// Folder for the SQLite database, the generated certificate and other local state.
+    pub data_dir: PathBuf,
+    /// Public HTTPS listener.
+    pub public_addr: SocketAddr,
+    /// Internal admin HTTPS listener (keep it on a private interface).
+    pub admin_addr: SocketAddr,
+    /// `sqlite://…` or `postgres://…`; empty means SQLite in `data_dir`.
+    #[serde(serialize_with = "ser_secret_opt")]
+    pub database_url: Option<SecretString>,
+    /// PEM certificate chain; with `tls_key`. Unset: a self-signed one in `data_dir`.
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key (PKCS#8, SEC1 or PKCS#1); with `tls_cert`.
+    pub tls_key: Option<PathBuf>,
+    /// Logging.
+    pub log: LogConfig,
+    /// Transport and request limits.
+    pub http: HttpConfig,
+}
+
+/// Logging settings.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct LogConfig {
+    /// `tracing` filter, e.g. `info` or `bourse=debug,info`.
+    pub level: String,
+    /// `json` (default) or `pretty`.
+    pub format: LogFormat,
+}
+
+/// Log line format.
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum LogFormat {
+    /// One JSON object per line.
+    Json,
+    /// Human-readable lines.
+    Pretty,
+}
+
+/// Transport and request limits.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct HttpConfig {
+    /// Largest request body in bytes (413 above).
+    pub body_limit_bytes: usize,
+    /// Seconds from request start to response before 504.
+    pub request_timeout_secs: u64,
+    /// Seconds a client has to send a complete header block (also the idle keep-alive
+    /// limit between HTTP/1.1 requests).
+    pub header_read_timeout_secs: u64,
+    /// Seconds a client has to complete the TLS handshake.
+    pub tls_handshake_timeout_secs: u64,
+    /// Open connections per listener; further connections are closed at once.
+    pub max_connections: usize,
+    /// Concurrent HTTP/2 streams per connection.
+    pub max_concurrent_streams: u32,
+    /// Largest request header block in bytes (431 above).
+    pub max_header_bytes: usize,
+    /// Seconds in-flight requests get to finish after SIGTERM.
+    pub shutdown_grace_secs: u64,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            data_dir: PathBuf::from("data"),
+            public_addr: SocketAddr::from(([0, 0, 0, 0], 8443)),
+            admin_addr: SocketAddr::from(([127, 0, 0, 1], 9443)),
+            database_url: None,
+            tls_cert: None,
+            tls_key: None,
+            log: LogConfig {
+                level: "info".into(),
+                format: LogFormat::Json,
+            },
+            http: HttpConfig {
+                body_limit_bytes: 64 * 1024,
+                request_timeout_secs: 30,
+                header_read_timeout_secs: 10,
+                tls_handshake_timeout_secs: 10,
+                max_connections: 10_000,
+                max_concurrent_streams: 100,
+                max_header_bytes: 16 * 1024,
+                shutdown_grace_secs: 30,
+            },
+        }
+    }
+}
+
+fn ser_secret_opt<S: serde::Serializer>(v: &Option<SecretString>, s: S) -> Result<S::Ok, S::Error> {
+    match v {
+        Some(v) => s.serialize_some(v.expose_secret()),
+        None => s.serialize_none(),
+    }
+}
+
+/// A configuration error that names the offending key.
+#[derive(Debug, thiserror::Error)]
+#[error("configuration error: {0}")]
+pub struct ConfigError(pub String);
+
+/// Values given on the command line; `None` means "not given".
+#[derive(Debug, Default, Clone, Serialize)]
+pub struct Overrides {
+    /// `--data-dir`
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub data_dir: Option<PathBuf>,
+    /// `--public-addr`
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub public_addr: Option<String>,
+    /// `--admin-addr`
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub admin_addr: Option<String>,
+    /// `--database-url`
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub database_url: Option<String>,
+    /// `--tls-cert`
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tls_cert: Option<PathBuf>,
+    /// `--tls-key`
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tls_key: Option<PathBuf>,
+}
+
+impl Config {
+    /// Loads the layers. `file` is the `--config` path (a missing file is an error only
+    /// when it was given explicitly).
+    pub fn load(file: Option<&Path>, flags: &Overrides) -> Result<Self, ConfigError> {
+        let mut fig = Figment::from(Serialized::defaults(Config::default()));
+        if let Some(path) = file {
+            if !path.is_file() {
+                return Err(ConfigError(format!(
+                    "key `config`: file {} does not exist",
+                    path.display()
+                )));
+            }
+            fig = fig.merge(Toml::file_exact(path));
+        }
+        let env = Env::prefixed("BOURSE_")
+            .split("__")
+            // BOURSE_CONFIG names the file itself; BOURSE_TEST_* belong to the test suites.
+            .filter(|k| k.as_str() != "config" && !k.as_str().starts_with("test_"));
+        let cfg: Config = fig
+            .merge(env)
+            .merge(Serialized::defaults(flags))
+            .extract()
+            .map_err(|e| ConfigError(describe(e)))?;
+        cfg.check()
+    }
+
+    fn check(self) -> Result<Self, ConfigError> {
+        let bad = |key: &str, why: &str| Err(ConfigError(format!("key `{key}`: {why}")));
+        match (&self.tls_cert, &self.tls_key) {
+            (Some(_), None) => return bad("tls_key", "must be set when tls_cert is set"),
+            (None, Some(_)) => return bad("tls_cert", "must be set when tls_key is set"),
+            _ => {}
+        }
+        if let Some(url) = &self.database_url {
+            let u = url.expose_secret();
+            if !(u.is_empty()
+                || u.starts_with("sqlite:")
+                || u.starts_with("postgres://")
+                || u.starts_with("postgresql://"))
+            {
+                return bad("database_url", "must start with sqlite:, postgres:// or postgresql://");
+            }
+        }
+        if self.public_addr == self.admin_addr && self.public_addr.port() != 0 {
+            return bad("admin_addr", "must differ from public_addr");
+        }
+        let h = &self.http;
+        for (key, v) in [
+            ("http.body_limit_bytes", h.body_limit_bytes as u64),
+            ("http.request_timeout_secs", h.request_timeout_secs),
+            ("http.header_read_timeout_secs", h.header_read_timeout_secs),
+            ("http.tls_handshake_timeout_secs", h.tls_handshake_timeout_secs),
+            ("http.max_connections", h.max_connections as u64),
+            ("http.max_concurrent_streams", u64::from(h.max_concurrent_streams)),
+        ] {
+            if v == 0 {
+                return bad(key, "must be greater than zero");
+            }
+        }
+        if h.max_header_bytes < 1024 {
+            return bad("http.max_header_bytes", "must be at least 1024");
+        }
+        if tracing_subscriber::EnvFilter::try_new(&self.log.level).is_err() {
+            return bad("log.level", "is not a valid tracing filter");
+        }
+        Ok(self)
+    }
+
+    /// The database URL to use: the configured one, or SQLite in the data folder.
+    pub fn effective_database_url(&self) -> String {
+        match &self.database_url {
+            Some(u) if !u.expose_secret().is_empty() => u.expose_secret().to_owned(),
+            _ => format!("sqlite://{}", self.data_dir.join("bourse.db").display()),
+        }
+    }
+
+    /// The effective configuration as TOML with secrets redacted.
+    pub fn redacted_toml(&self) -> String {
+        let mut shown = self.clone();
+        shown.database_url = self
+            .database_url
+            .as_ref()
+            .map(|u| SecretString::from(redact_url(u.expose_secret())));
+        toml::to_string_pretty(&shown).unwrap_or_else(|e| format!("# cannot render: {e}\n"))
+    }
+}
+
+/// Replaces the password of a URL's userinfo with `***`.
+pub fn redact_url(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
+    let (authority, tail) = match rest.find('/') {
+        Some(i) => rest.split_at(i),
+        None => (rest, ""),
+    };
+    match authority.rsplit_once('@') {
+        Some((userinfo, host)) => {
+            let user = userinfo.split(':').next().unwrap_or_default();
+            let pass = if userinfo.contains(':') { ":***" } else { "" };
+            format!("{scheme}://{user}{pass}@{host}{tail}")
+        }
+        None => url.to_owned(),
+    }
+}
+
+/// Figment's error names the key and where the value came from; keep that, but never
+/// the value of `database_url` (it may carry a password).
+fn describe(e: figment::Error) -> String {
+    e.into_iter()
+        .map(|e| {
+            let key = if e.path.is_empty() {
+                "(top level)".to_owned()
+            } else {
+                e.path.join(".")
+            };
+            let src = e
+                .metadata
+                .as_ref()
+                .map(|m| format!(" (from {})", m.name))
+                .unwrap_or_default();
+            let what = if key == "database_url" {
+                "invalid value".to_owned()
+            } else {
+                e.kind.to_string()
+            };
+            format!("key `{key}`: {what}{src}")
+        })
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn redacts_passwords() {
+        assert_eq!(redact_url("postgres://u:secret@h:5432/db"), "postgres://u:***@h:5432/db");
+        assert_eq!(redact_url("postgres://u@h/db"), "postgres://u@h/db");
+        assert_eq!(redact_url("sqlite://data/x.db"), "sqlite://data/x.db");
+    }
+
+    #[test]
+    fn flags_override_defaults_and_bad_values_name_the_key() {
+        let flags = Overrides {
+            public_addr: Some("127.0.0.1:1".into()),
+            ..Default::default()
+        };
+        let c = Config::load(None, &flags).unwrap();
+        assert_eq!(c.public_addr.port(), 1);
+        let flags = Overrides {
+            public_addr: Some("not-an-address".into()),
+            ..Default::default()
+        };
+        let e = Config::load(None, &flags).unwrap_err().to_string();
+        assert!(e.contains("public_addr"), "{e}");
+        let flags = Overrides {
+            tls_cert: Some("x.pem".into()),
+            ..Default::default()
+        };
+        let e = Config::load(None, &flags).unwrap_err().to_string();
+        assert!(e.contains("tls_key"), "{e}");
+    }
+}
