@@ -83,7 +83,11 @@ impl ApiError {
 
     /// 404 `not_found`.
     pub fn not_found(what: &str) -> Self {
-        Self::new(StatusCode::NOT_FOUND, "not_found", format!("{what} was not found"))
+        Self::new(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            format!("{what} was not found"),
+        )
     }
 
     /// 500 `internal_error` with no detail about the cause.
@@ -97,7 +101,11 @@ impl ApiError {
 
     /// 503 `service_unavailable`.
     pub fn unavailable(detail: impl Into<String>) -> Self {
-        Self::new(StatusCode::SERVICE_UNAVAILABLE, "service_unavailable", detail)
+        Self::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "service_unavailable",
+            detail,
+        )
     }
 
     /// Attaches field-level problems.
@@ -140,10 +148,7 @@ fn pointer_or_body(p: &str) -> &str {
 }
 
 fn title_for(status: StatusCode) -> String {
-    status
-        .canonical_reason()
-        .unwrap_or("Error")
-        .to_owned()
+    status.canonical_reason().unwrap_or("Error").to_owned()
 }
 
 impl IntoResponse for ApiError {
@@ -151,7 +156,10 @@ impl IntoResponse for ApiError {
         let body = match serde_json::to_vec(&self.to_problem()) {
             Ok(b) => b,
             // Serialising plain strings and integers cannot fail; keep a fixed fallback anyway.
-            Err(_) => br#"{"type":"about:blank","title":"Error","status":500,"code":"internal_error"}"#.to_vec(),
+            Err(_) => {
+                br#"{"type":"about:blank","title":"Error","status":500,"code":"internal_error"}"#
+                    .to_vec()
+            }
         };
         let mut resp = (self.status, body).into_response();
         let h = resp.headers_mut();
@@ -170,7 +178,11 @@ impl From<bourse_store::StoreError> for ApiError {
         match e {
             E::Unavailable | E::NotMigrated => Self::unavailable("the database is unavailable")
                 .with_header(header::RETRY_AFTER, HeaderValue::from_static("5")),
-            E::Conflict => Self::new(StatusCode::CONFLICT, "conflict", "the resource already exists"),
+            E::Conflict => Self::new(
+                StatusCode::CONFLICT,
+                "conflict",
+                "the resource already exists",
+            ),
             E::BadUrl(_) | E::Internal => Self::internal(),
         }
     }

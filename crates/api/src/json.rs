@@ -98,6 +98,8 @@ fn field_error(pointer: String, e: &serde_json::Error) -> ApiError {
         .map_or(msg.as_str(), |(head, _)| head)
         .to_owned();
     let (code, pointer) = match e.classify() {
+        // serde_json reports 1e400 as a syntax error; it is a well-formed but unusable value.
+        Category::Syntax if text.contains("number out of range") => ("out_of_range", pointer),
         Category::Syntax | Category::Eof | Category::Io => ("malformed_json", pointer),
         Category::Data => classify_data(&text, pointer),
     };
@@ -129,11 +131,13 @@ fn classify_data(text: &str, pointer: String) -> (&'static str, String) {
     ] {
         if let Some(rest) = text.strip_prefix(prefix) {
             let name = rest.split('`').next().unwrap_or_default();
-            // For unknown and missing fields the path points at the containing object.
-            let pointer = if code == "duplicate_key" {
+            // Raised by the containing object: the tracked path may or may not already
+            // end with the key, depending on where the deserializer noticed.
+            let token = format!("/{}", escape_token(name));
+            let pointer = if pointer.ends_with(&token) {
                 pointer
             } else {
-                format!("{pointer}/{}", escape_token(name))
+                format!("{pointer}{token}")
             };
             return (code, pointer);
         }
@@ -187,7 +191,9 @@ impl Check {
         if self.depth >= MAX_DEPTH {
             return Err(E::custom(format!("nesting deeper than {MAX_DEPTH} levels")));
         }
-        Ok(Check { depth: self.depth + 1 })
+        Ok(Check {
+            depth: self.depth + 1,
+        })
     }
 }
 
@@ -241,7 +247,10 @@ impl<'de> Visitor<'de> for Check {
     }
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
         let inner = self.nested()?;
-        while seq.next_element_seed(Check { depth: inner.depth })?.is_some() {}
+        while seq
+            .next_element_seed(Check { depth: inner.depth })?
+            .is_some()
+        {}
         Ok(())
     }
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
@@ -281,7 +290,13 @@ mod tests {
     fn err(json: &str) -> (String, String) {
         let e = parse::<Body>(json.as_bytes()).unwrap_err();
         let p = e.to_problem();
-        (p.code, p.errors.first().map(|f| f.pointer.clone()).unwrap_or_default())
+        (
+            p.code,
+            p.errors
+                .first()
+                .map(|f| f.pointer.clone())
+                .unwrap_or_default(),
+        )
     }
 
     fn field_code(json: &str) -> String {
@@ -297,21 +312,45 @@ mod tests {
 
     #[test]
     fn names_the_field_of_each_problem() {
-        assert_eq!(err(r#"{"name":"x","legs":[{"qty":"1","px":"2"}]}"#), ("validation_failed".into(), "/legs/0/px".into()));
-        assert_eq!(field_code(r#"{"name":"x","legs":[{"qty":"1","px":"2"}]}"#), "unknown_field");
+        assert_eq!(
+            err(r#"{"name":"x","legs":[{"qty":"1","px":"2"}]}"#),
+            ("validation_failed".into(), "/legs/0/px".into())
+        );
+        assert_eq!(
+            field_code(r#"{"name":"x","legs":[{"qty":"1","px":"2"}]}"#),
+            "unknown_field"
+        );
         assert_eq!(err(r#"{"name":"x","name":"y","legs":[]}"#).1, "/name");
-        assert_eq!(field_code(r#"{"name":"x","name":"y","legs":[]}"#), "duplicate_key");
+        assert_eq!(
+            field_code(r#"{"name":"x","name":"y","legs":[]}"#),
+            "duplicate_key"
+        );
         assert_eq!(err(r#"{"legs":[]}"#).1, "/name");
         assert_eq!(field_code(r#"{"name":1,"legs":[]}"#), "invalid_type");
         assert_eq!(err(r#"{"name":1,"legs":[]}"#).1, "/name");
-        assert_eq!(field_code(r#"{"name":"a\u0000b","legs":[]}"#), "control_character");
-        assert_eq!(field_code(r#"{"name":"x","legs":[],"n":1e400}"#), "out_of_range");
+        assert_eq!(
+            field_code(r#"{"name":"a\u0000b","legs":[]}"#),
+            "control_character"
+        );
+        assert_eq!(
+            field_code(r#"{"name":"x","legs":[],"n":1e400}"#),
+            "out_of_range"
+        );
         assert_eq!(err(r#"{"name":"x","legs":[]"#).0, "malformed_json");
-        assert_eq!(err(r#"{"name":"x","legs":[]} trailing"#).0, "malformed_json");
+        assert_eq!(
+            err(r#"{"name":"x","legs":[]} trailing"#).0,
+            "malformed_json"
+        );
         let deep = format!("{}{}", "[".repeat(40), "]".repeat(40));
-        assert_eq!(field_code(&format!(r#"{{"name":"x","legs":{deep}}}"#)), "too_deep");
+        assert_eq!(
+            field_code(&format!(r#"{{"name":"x","legs":{deep}}}"#)),
+            "too_deep"
+        );
         let long = "a".repeat(MAX_STRING + 1);
-        assert_eq!(field_code(&format!(r#"{{"name":"{long}","legs":[]}}"#)), "too_long");
+        assert_eq!(
+            field_code(&format!(r#"{{"name":"{long}","legs":[]}}"#)),
+            "too_long"
+        );
     }
 
     #[test]

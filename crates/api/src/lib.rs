@@ -3,6 +3,8 @@
 //! to JSON; nothing else lives here. Transport (TLS, connection limits, header timeouts)
 //! is the binary's job.
 
+pub mod admin;
+pub mod catalog;
 pub mod error;
 pub mod json;
 pub mod middleware;
@@ -31,6 +33,8 @@ pub use error::{ApiError, FieldError, Problem};
 pub struct AppState {
     /// The database.
     pub store: Store,
+    /// Reference data, served from memory.
+    pub catalog: catalog::Catalog,
 }
 
 /// Limits applied by the gateway middleware.
@@ -92,12 +96,63 @@ pub fn public_router(state: AppState, limits: HttpLimits) -> Router {
     with_gateway(router, limits).with_state(state)
 }
 
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "bourse admin API",
+        description = "Internal admin API of bourse, served only on the admin listener. Every call needs an \
+            admin API key (`Authorization: Bearer bak_…`) holding the scope the operation names.",
+        license(name = "Apache-2.0", identifier = "Apache-2.0"),
+    ),
+    modifiers(&AdminSecurity),
+    tags(
+        (name = "health", description = "Liveness and readiness probes."),
+        (name = "admin", description = "Reference data and platform administration."),
+    )
+)]
+struct AdminDoc;
+
+struct AdminSecurity;
+
+impl utoipa::Modify for AdminSecurity {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "admin_key",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .description(Some(
+                        "Admin API key `bak_…`, made with `bourse admin-key create`.",
+                    ))
+                    .build(),
+            ),
+        );
+    }
+}
+
+fn admin_parts() -> (Router<AppState>, utoipa::openapi::OpenApi) {
+    OpenApiRouter::with_openapi(AdminDoc::openapi())
+        .routes(routes!(routes::health::healthz))
+        .routes(routes!(routes::health::readyz))
+        .routes(routes!(routes::admin_instruments::create))
+        .split_for_parts()
+}
+
+/// The OpenAPI 3.1 document of the admin listener, as served at its `/openapi.json`.
+pub fn admin_openapi() -> utoipa::openapi::OpenApi {
+    admin_parts().1
+}
+
 /// The admin listener's application. Admin endpoints are never routed on the public
 /// listener; this router is only bound to the admin address.
 pub fn admin_router(state: AppState, limits: HttpLimits) -> Router {
-    let router = Router::new()
-        .route("/healthz", axum::routing::get(routes::health::healthz))
-        .route("/readyz", axum::routing::get(routes::health::readyz));
+    let (router, api) = admin_parts();
+    let router = router.route(
+        "/openapi.json",
+        axum::routing::get(move || std::future::ready(axum::Json(api.clone()))),
+    );
     with_gateway(router, limits).with_state(state)
 }
 

@@ -33,7 +33,7 @@ pub fn parse<T: serde::de::DeserializeOwned>(query: &str) -> Result<T, ApiError>
     let pairs = form_urlencoded::parse(query.as_bytes());
     // Duplicate parameters are ambiguous (which one wins differs between proxies): refuse.
     let mut seen = std::collections::HashSet::new();
-    for (k, _) in pairs.clone() {
+    for (k, _) in pairs {
         if !seen.insert(k.clone()) {
             return Err(ApiError::validation(vec![FieldError {
                 pointer: format!("/query/{k}"),

@@ -180,7 +180,10 @@ impl Config {
                 || u.starts_with("postgres://")
                 || u.starts_with("postgresql://"))
             {
-                return bad("database_url", "must start with sqlite:, postgres:// or postgresql://");
+                return bad(
+                    "database_url",
+                    "must start with sqlite:, postgres:// or postgresql://",
+                );
             }
         }
         if self.public_addr == self.admin_addr && self.public_addr.port() != 0 {
@@ -191,9 +194,15 @@ impl Config {
             ("http.body_limit_bytes", h.body_limit_bytes as u64),
             ("http.request_timeout_secs", h.request_timeout_secs),
             ("http.header_read_timeout_secs", h.header_read_timeout_secs),
-            ("http.tls_handshake_timeout_secs", h.tls_handshake_timeout_secs),
+            (
+                "http.tls_handshake_timeout_secs",
+                h.tls_handshake_timeout_secs,
+            ),
             ("http.max_connections", h.max_connections as u64),
-            ("http.max_concurrent_streams", u64::from(h.max_concurrent_streams)),
+            (
+                "http.max_concurrent_streams",
+                u64::from(h.max_concurrent_streams),
+            ),
         ] {
             if v == 0 {
                 return bad(key, "must be greater than zero");
@@ -278,7 +287,10 @@ mod tests {
 
     #[test]
     fn redacts_passwords() {
-        assert_eq!(redact_url("postgres://u:secret@h:5432/db"), "postgres://u:***@h:5432/db");
+        assert_eq!(
+            redact_url("postgres://u:secret@h:5432/db"),
+            "postgres://u:***@h:5432/db"
+        );
         assert_eq!(redact_url("postgres://u@h/db"), "postgres://u@h/db");
         assert_eq!(redact_url("sqlite://data/x.db"), "sqlite://data/x.db");
     }

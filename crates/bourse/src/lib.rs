@@ -1,6 +1,7 @@
 //! The bourse binary as a library: configuration, TLS, listeners and wiring, so that
 //! tests can start exactly what `bourse serve` starts.
 
+pub mod admin_keys;
 pub mod config;
 pub mod server;
 pub mod tls;
@@ -69,6 +70,30 @@ pub async fn open_store(cfg: &Config) -> anyhow::Result<Store> {
     Ok(store)
 }
 
+/// How often a node reloads reference data written through other nodes.
+pub const CATALOG_REFRESH: Duration = Duration::from_secs(5);
+
+async fn refresh_catalog(
+    catalog: bourse_api::catalog::Catalog,
+    store: Store,
+    mut stop: watch::Receiver<bool>,
+) {
+    let mut tick = tokio::time::interval(CATALOG_REFRESH);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    tick.tick().await;
+    loop {
+        tokio::select! {
+            () = server::stopped(&mut stop) => return,
+            _ = tick.tick() => {
+                if let Err(e) = catalog.reload(&store).await {
+                    // Keep serving the last good snapshot.
+                    tracing::warn!(error = %e, "instrument catalog refresh failed");
+                }
+            }
+        }
+    }
+}
+
 /// Opens storage, seeds demo data on an empty embedded database, loads TLS and binds both
 /// listeners. Returns once they accept connections.
 pub async fn start(cfg: &Config) -> anyhow::Result<Running> {
@@ -83,10 +108,20 @@ pub async fn start(cfg: &Config) -> anyhow::Result<Running> {
             tracing::info!(count = n, "seeded demo instruments");
         }
     }
-    let tls = tls::load(cfg.tls_cert.as_deref(), cfg.tls_key.as_deref(), &cfg.data_dir)?;
+    let tls = tls::load(
+        cfg.tls_cert.as_deref(),
+        cfg.tls_key.as_deref(),
+        &cfg.data_dir,
+    )?;
     let cert_pem = std::fs::read(&tls.cert_path)?;
+    let catalog = bourse_api::catalog::Catalog::default();
+    catalog
+        .reload(&store)
+        .await
+        .context("loading the instrument catalog")?;
     let state = AppState {
         store: store.clone(),
+        catalog: catalog.clone(),
     };
     let limits = HttpLimits {
         body_limit: cfg.http.body_limit_bytes,
@@ -110,6 +145,7 @@ pub async fn start(cfg: &Config) -> anyhow::Result<Running> {
     let admin_addr = admin.local_addr()?;
     let (stop, rx) = watch::channel(false);
     let tasks = vec![
+        tokio::spawn(refresh_catalog(catalog, store.clone(), rx.clone())),
         tokio::spawn(server::serve(
             "public",
             public,

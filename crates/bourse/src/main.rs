@@ -7,7 +7,11 @@ use bourse::config::{Config, LogFormat, Overrides};
 use clap::{Parser, Subcommand};
 
 #[derive(Debug, Parser)]
-#[command(name = "bourse", version, about = "The bourse crypto-derivatives exchange API")]
+#[command(
+    name = "bourse",
+    version,
+    about = "The bourse crypto-derivatives exchange API"
+)]
 struct Cli {
     /// TOML configuration file (also BOURSE_CONFIG).
     #[arg(long, global = true, env = "BOURSE_CONFIG")]
@@ -45,8 +49,37 @@ enum Command {
         #[command(subcommand)]
         command: ConfigCommand,
     },
-    /// Print the OpenAPI document of the public API.
-    Openapi,
+    /// Print the OpenAPI document of the public API (`--admin` for the admin API).
+    Openapi {
+        /// The admin listener's document instead.
+        #[arg(long)]
+        admin: bool,
+    },
+    /// Manage admin API keys (internal use only; shown once at creation).
+    AdminKey {
+        #[command(subcommand)]
+        command: AdminKeyCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum AdminKeyCommand {
+    /// Create a key and print it once.
+    Create {
+        /// Who or what the key is for.
+        #[arg(long)]
+        name: String,
+        /// A scope to grant (repeat for several), e.g. `instruments:write`.
+        #[arg(long = "scope", required = true)]
+        scopes: Vec<String>,
+    },
+    /// List keys (never their secrets).
+    List,
+    /// Revoke a key by id.
+    Revoke {
+        /// The key id.
+        id: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -79,7 +112,13 @@ fn main() -> ExitCode {
             print!("{}", cfg.redacted_toml());
             ExitCode::SUCCESS
         }
-        Command::Openapi => match bourse_api::openapi().to_pretty_json() {
+        Command::Openapi { admin } => match if admin {
+            bourse_api::admin_openapi()
+        } else {
+            bourse_api::openapi()
+        }
+        .to_pretty_json()
+        {
             Ok(s) => {
                 println!("{s}");
                 ExitCode::SUCCESS
@@ -90,13 +129,28 @@ fn main() -> ExitCode {
             }
         },
         Command::Migrate => run(&cfg, migrate(&cfg)),
+        Command::AdminKey { command } => {
+            // Validate scopes before touching the database: a typo is a usage error.
+            if let AdminKeyCommand::Create { scopes, .. } = &command {
+                for s in scopes {
+                    if let Err(e) = bourse_auth::admin_key::AdminScope::parse(s) {
+                        eprintln!("bourse: key `scope`: {e}");
+                        return ExitCode::from(2);
+                    }
+                }
+            }
+            run(&cfg, admin_key(&cfg, command))
+        }
         Command::Serve => run(&cfg, serve(&cfg)),
     }
 }
 
 fn run(cfg: &Config, fut: impl Future<Output = anyhow::Result<()>>) -> ExitCode {
     init_logging(cfg);
-    let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("bourse: cannot start the runtime: {e}");
@@ -115,9 +169,15 @@ fn run(cfg: &Config, fut: impl Future<Output = anyhow::Result<()>>) -> ExitCode 
 fn init_logging(cfg: &Config) {
     let filter = tracing_subscriber::EnvFilter::try_new(&cfg.log.level)
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stdout);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stdout);
     match cfg.log.format {
-        LogFormat::Json => builder.json().flatten_event(true).with_current_span(true).init(),
+        LogFormat::Json => builder
+            .json()
+            .flatten_event(true)
+            .with_current_span(true)
+            .init(),
         LogFormat::Pretty => builder.init(),
     }
     // The default hook prints the panic message (which may hold request data) and can
@@ -134,6 +194,46 @@ fn init_logging(cfg: &Config) {
 async fn migrate(cfg: &Config) -> anyhow::Result<()> {
     let store = bourse::open_store(cfg).await?;
     tracing::info!("migrations applied");
+    store.close().await;
+    Ok(())
+}
+
+async fn admin_key(cfg: &Config, command: AdminKeyCommand) -> anyhow::Result<()> {
+    let store = bourse::open_store(cfg).await?;
+    let now = time::OffsetDateTime::now_utc();
+    match command {
+        AdminKeyCommand::Create { name, scopes } => {
+            let (record, secret) = bourse::admin_keys::create(&store, &name, &scopes, now).await?;
+            println!(
+                "{}",
+                serde_json::json!({
+                    "id": record.id,
+                    "name": record.name,
+                    "scopes": record.scopes,
+                    "key": secret,
+                    "note": "store this key now; it is not shown again",
+                })
+            );
+        }
+        AdminKeyCommand::List => {
+            for k in store.list_admin_keys().await? {
+                println!(
+                    "{}",
+                    serde_json::json!({
+                        "id": k.id, "name": k.name, "hint": k.hint, "scopes": k.scopes,
+                        "created_at": k.created_at.unix_timestamp(),
+                        "revoked": k.revoked_at.is_some(),
+                    })
+                );
+            }
+        }
+        AdminKeyCommand::Revoke { id } => {
+            if !store.revoke_admin_key(&id, now).await? {
+                anyhow::bail!("no active admin key with id {id}");
+            }
+            println!("revoked {id}");
+        }
+    }
     store.close().await;
     Ok(())
 }

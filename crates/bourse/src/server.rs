@@ -82,7 +82,10 @@ pub async fn serve(
             },
         };
         let Ok(permit) = slots.clone().try_acquire_owned() else {
-            tracing::warn!(listener = name, "connection limit reached; closing new connection");
+            tracing::warn!(
+                listener = name,
+                "connection limit reached; closing new connection"
+            );
             drop(stream);
             continue;
         };
@@ -93,18 +96,21 @@ pub async fn serve(
         let watcher = graceful.watcher();
         tokio::spawn(async move {
             let _permit = permit;
-            let tls = match tokio::time::timeout(limits.tls_handshake_timeout, acceptor.accept(stream)).await {
-                Ok(Ok(tls)) => tls,
-                // Plain HTTP, TLS 1.2, or a slow handshake: close without a word.
-                Ok(Err(e)) => {
-                    tracing::debug!(listener = name, error = %e, "TLS handshake failed");
-                    return;
-                }
-                Err(_) => {
-                    tracing::debug!(listener = name, "TLS handshake timed out");
-                    return;
-                }
-            };
+            let tls =
+                match tokio::time::timeout(limits.tls_handshake_timeout, acceptor.accept(stream))
+                    .await
+                {
+                    Ok(Ok(tls)) => tls,
+                    // Plain HTTP, TLS 1.2, or a slow handshake: close without a word.
+                    Ok(Err(e)) => {
+                        tracing::debug!(listener = name, error = %e, "TLS handshake failed");
+                        return;
+                    }
+                    Err(_) => {
+                        tracing::debug!(listener = name, "TLS handshake timed out");
+                        return;
+                    }
+                };
             let svc = hyper::service::service_fn(move |mut req: hyper::Request<Incoming>| {
                 req.extensions_mut().insert(ConnectInfo(peer));
                 app.clone().call(req)
@@ -116,14 +122,24 @@ pub async fn serve(
         });
     }
     drop(listener);
-    tracing::info!(listener = name, open = graceful.count(), "draining connections");
-    if tokio::time::timeout(limits.shutdown_grace, graceful.shutdown()).await.is_err() {
-        tracing::warn!(listener = name, "grace period over; closing remaining connections");
+    tracing::info!(
+        listener = name,
+        open = graceful.count(),
+        "draining connections"
+    );
+    if tokio::time::timeout(limits.shutdown_grace, graceful.shutdown())
+        .await
+        .is_err()
+    {
+        tracing::warn!(
+            listener = name,
+            "grace period over; closing remaining connections"
+        );
     }
 }
 
 /// Resolves once shutdown is requested (or the sender is gone).
-async fn stopped(rx: &mut watch::Receiver<bool>) {
+pub(crate) async fn stopped(rx: &mut watch::Receiver<bool>) {
     let _ = rx.wait_for(|stop| *stop).await;
 }
 

@@ -87,7 +87,11 @@ fn ensure_self_signed(dir: &Path, cert: &Path, key: &Path) -> anyhow::Result<boo
         return Ok(false);
     }
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-    let names = vec!["localhost".to_owned(), "127.0.0.1".to_owned(), "::1".to_owned()];
+    let names = vec![
+        "localhost".to_owned(),
+        "127.0.0.1".to_owned(),
+        "::1".to_owned(),
+    ];
     let made = rcgen::generate_simple_self_signed(names).context("generating a certificate")?;
     write_private(key, made.signing_key.serialize_pem().as_bytes())?;
     std::fs::write(cert, made.cert.pem()).with_context(|| format!("writing {}", cert.display()))?;
@@ -127,7 +131,10 @@ mod tests {
         #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt;
-            let mode = std::fs::metadata(dir.path().join("tls/key.pem")).unwrap().permissions().mode();
+            let mode = std::fs::metadata(dir.path().join("tls/key.pem"))
+                .unwrap()
+                .permissions()
+                .mode();
             assert_eq!(mode & 0o077, 0);
         }
     }

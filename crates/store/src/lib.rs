@@ -26,6 +26,7 @@ macro_rules! instrument_columns {
     };
 }
 
+mod admin_keys;
 mod database_url;
 mod error;
 mod postgres;
@@ -34,6 +35,7 @@ mod seed;
 mod sqlite;
 pub mod testing;
 
+pub use admin_keys::AdminKeyRecord;
 pub use database_url::redact as redact_database_url;
 
 use error::{db_error, migrate_error, unavailable};

@@ -110,7 +110,8 @@ impl Asset {
     /// Parses and checks an asset code.
     pub fn parse(s: &str) -> Result<Self, InstrumentError> {
         let ok = (2..=10).contains(&s.len())
-            && s.chars().all(|c| c.is_ascii_uppercase() || c.is_ascii_digit());
+            && s.chars()
+                .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit());
         if ok {
             Ok(Self(s.to_owned()))
         } else {
@@ -294,13 +295,19 @@ mod tests {
     fn kind_rules_are_enforced() {
         let mut f = perp();
         f.kind = InstrumentKind::Future;
-        assert!(matches!(f.clone().validate(), Err(InstrumentError::KindMismatch(_))));
+        assert!(matches!(
+            f.clone().validate(),
+            Err(InstrumentError::KindMismatch(_))
+        ));
         f.expiry = Some(datetime!(2026-12-25 08:00 UTC));
         assert!(f.clone().validate().is_ok());
         let mut o = f;
         o.kind = InstrumentKind::Option;
         o.option_right = Some(OptionRight::Call);
-        assert_eq!(o.clone().validate(), Err(InstrumentError::NotPositive("strike")));
+        assert_eq!(
+            o.clone().validate(),
+            Err(InstrumentError::NotPositive("strike"))
+        );
         o.strike = Some(Decimal::new(100_000, 0));
         assert!(o.validate().is_ok());
     }

@@ -5,6 +5,7 @@
 //! edge (decimal strings on the wire) and integer ticks and lots inside the engine.
 //! This crate does no I/O.
 
+pub mod decimal;
 mod instrument;
 mod symbol;
 

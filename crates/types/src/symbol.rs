@@ -96,7 +96,12 @@ mod tests {
 
     #[test]
     fn accepts_exchange_symbols() {
-        for s in ["BTC-PERP", "ETH-PERP", "BTC-27DEC26", "BTC-27DEC26-100000-C"] {
+        for s in [
+            "BTC-PERP",
+            "ETH-PERP",
+            "BTC-27DEC26",
+            "BTC-27DEC26-100000-C",
+        ] {
             assert_eq!(Symbol::parse(s).map(|x| x.to_string()), Ok(s.to_owned()));
         }
     }
@@ -105,8 +110,14 @@ mod tests {
     fn refuses_hostile_input() {
         assert_eq!(Symbol::parse(""), Err(SymbolError::Empty));
         assert_eq!(Symbol::parse(&"A".repeat(41)), Err(SymbolError::TooLong));
-        for s in ["../etc", "btc-perp", "BTC PERP", "<script>", "1BTC", "BTC';--", "BTC\u{0}"] {
-            assert_eq!(Symbol::parse(s), Err(SymbolError::InvalidCharacter), "{s:?}");
+        for s in [
+            "../etc", "btc-perp", "BTC PERP", "<script>", "1BTC", "BTC';--", "BTC\u{0}",
+        ] {
+            assert_eq!(
+                Symbol::parse(s),
+                Err(SymbolError::InvalidCharacter),
+                "{s:?}"
+            );
         }
     }
 }

@@ -67,13 +67,15 @@ fn decode_cursor(c: &str) -> Result<Symbol, ApiError> {
 }
 
 /// List instruments.
+///
+/// Served from the node's in-memory catalog; a change made on another node shows up
+/// within the catalog refresh interval (5 s).
 #[utoipa::path(
-    get, path = "/v1/instruments", tag = "instruments",
+    get, path = "/v1/instruments", tag = "instruments", operation_id = "listInstruments",
     params(ListParams),
     responses(
         (status = 200, description = "A page of instruments, ordered by symbol.", body = InstrumentPage),
         (status = 400, description = "A query parameter is invalid or unknown (`validation_failed`).", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "The database is unavailable (`service_unavailable`).", body = Problem, content_type = "application/problem+json"),
     )
 )]
 pub async fn list(
@@ -92,15 +94,12 @@ pub async fn list(
         Some(n) => n.min(MAX_LIMIT),
     };
     let after = p.cursor.as_deref().map(decode_cursor).transpose()?;
-    let page = state
-        .store
-        .list_instruments(&InstrumentQuery {
-            kind: p.kind,
-            status: p.status,
-            after,
-            limit,
-        })
-        .await?;
+    let page = state.catalog.list(&InstrumentQuery {
+        kind: p.kind,
+        status: p.status,
+        after,
+        limit,
+    });
     Ok(Json(InstrumentPage {
         data: page.items,
         next_cursor: page.next.as_ref().map(encode_cursor),
@@ -109,13 +108,12 @@ pub async fn list(
 
 /// One instrument by symbol.
 #[utoipa::path(
-    get, path = "/v1/instruments/{symbol}", tag = "instruments",
+    get, path = "/v1/instruments/{symbol}", tag = "instruments", operation_id = "getInstrument",
     params(("symbol" = String, Path, description = "Instrument symbol, e.g. `BTC-PERP`.", max_length = 40, pattern = "^[A-Z][A-Z0-9-]{0,39}$")),
     responses(
         (status = 200, description = "The instrument.", body = Instrument),
         (status = 400, description = "The symbol is malformed (`validation_failed`).", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No instrument has this symbol (`not_found`).", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "The database is unavailable (`service_unavailable`).", body = Problem, content_type = "application/problem+json"),
     )
 )]
 pub async fn get(
@@ -130,9 +128,8 @@ pub async fn get(
         }])
     })?;
     state
-        .store
-        .get_instrument(&symbol)
-        .await?
+        .catalog
+        .get(&symbol)
         .map(Json)
         .ok_or_else(|| ApiError::not_found("instrument"))
 }

@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# The one command that runs every check: format, lints, all tests (SQLite and
+# PostgreSQL), the OpenAPI linters, and the advisory audit. Installs what it needs.
+# With CI=true, a missing PostgreSQL/Redis/NATS is a failure, not a skip.
+set -euo pipefail
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$root"
+source scripts/tools.sh
+
+step() { printf '\n==> %s\n' "$*"; }
+
+step "services"
+scripts/check-services.sh
+
+step "cargo fmt --check"
+cargo fmt --all -- --check
+
+step "cargo clippy"
+cargo clippy --workspace --all-targets --locked -- -D warnings
+
+step "cargo test"
+cargo test --workspace --locked
+
+step "OpenAPI lint"
+for spec in docs/openapi.json docs/openapi-admin.json; do
+  "$root/.tools/venv/bin/openapi-spec-validator" "$spec"
+  "$root/.tools/node_modules/.bin/redocly" lint --config redocly.yaml "$spec"
+done
+
+step "cargo audit"
+db="${BOURSE_ADVISORY_DB:-}"
+for candidate in "$db" "$root/../shared/advisory-db" "/work/shared/advisory-db"; do
+  if [ -n "$candidate" ] && [ -d "$candidate" ]; then db="$candidate"; break; fi
+done
+if [ -z "$db" ] || [ ! -d "$db" ]; then
+  echo "advisory database not found (set BOURSE_ADVISORY_DB)" >&2
+  exit 1
+fi
+cargo audit --no-fetch --db "$db"
+
+step "all checks passed"
