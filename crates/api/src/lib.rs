@@ -176,3 +176,45 @@ fn with_gateway(router: Router<AppState>, limits: HttpLimits) -> Router<AppState
             .layer(RequestBodyLimitLayer::new(limits.body_limit)),
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use axum::body::Body;
+    use axum::http::Request;
+    use tower::ServiceExt;
+
+    use super::*;
+
+    async fn panics() -> &'static str {
+        panic!("secret detail that must not leak")
+    }
+
+    #[tokio::test]
+    async fn a_panicking_handler_is_a_500_problem_without_detail() {
+        let store = Store::connect("sqlite::memory:").await.unwrap();
+        let state = AppState {
+            store,
+            catalog: catalog::Catalog::default(),
+        };
+        let app = with_gateway(
+            Router::new().route("/boom", axum::routing::get(panics)),
+            HttpLimits::default(),
+        )
+        .with_state(state);
+        let resp = app
+            .oneshot(Request::get("/boom").body(Body::empty()).unwrap())
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), StatusCode::INTERNAL_SERVER_ERROR);
+        assert_eq!(resp.headers()["content-type"], "application/problem+json");
+        let rid = resp.headers()["x-request-id"].to_str().unwrap().to_owned();
+        let body = axum::body::to_bytes(resp.into_body(), 1 << 16).await.unwrap();
+        let text = String::from_utf8(body.to_vec()).unwrap();
+        assert!(!text.contains("secret"), "{text}");
+        assert!(!text.contains("panic"), "{text}");
+        assert!(!text.contains(".rs"), "{text}");
+        let v: serde_json::Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(v["code"], "internal_error");
+        assert_eq!(v["request_id"], rid.as_str());
+    }
+}
