@@ -42,3 +42,11 @@ if ! cargo audit --version >/dev/null 2>&1; then
   echo "tools: cargo install cargo-audit"
   cargo install --locked --quiet cargo-audit
 fi
+
+# Debian's Chromium for the Swagger UI browser test (never a downloaded browser).
+if ! command -v chromium >/dev/null; then
+  echo "tools: apt-get install chromium"
+  sudo_cmd=""; [ "$(id -u)" -ne 0 ] && sudo_cmd="sudo"
+  $sudo_cmd apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq chromium
+fi

@@ -104,6 +104,7 @@ pub fn public_router(state: AppState, limits: HttpLimits) -> Router {
             admin API key (`Authorization: Bearer bak_…`) holding the scope the operation names.",
         license(name = "Apache-2.0", identifier = "Apache-2.0"),
     ),
+    servers((url = "/", description = "This admin listener")),
     modifiers(&AdminSecurity),
     tags(
         (name = "health", description = "Liveness and readiness probes."),
@@ -208,7 +209,9 @@ mod tests {
         assert_eq!(resp.status(), StatusCode::INTERNAL_SERVER_ERROR);
         assert_eq!(resp.headers()["content-type"], "application/problem+json");
         let rid = resp.headers()["x-request-id"].to_str().unwrap().to_owned();
-        let body = axum::body::to_bytes(resp.into_body(), 1 << 16).await.unwrap();
+        let body = axum::body::to_bytes(resp.into_body(), 1 << 16)
+            .await
+            .unwrap();
         let text = String::from_utf8(body.to_vec()).unwrap();
         assert!(!text.contains("secret"), "{text}");
         assert!(!text.contains("panic"), "{text}");

@@ -18,7 +18,7 @@ pub struct Health {
 
 /// Process is alive.
 #[utoipa::path(
-    get, path = "/healthz", tag = "health", operation_id = "healthz",
+    get, path = "/healthz", tag = "health", operation_id = "healthz", security(()),
     responses((status = 200, description = "The process is alive.", body = Health))
 )]
 pub async fn healthz() -> Json<Health> {
@@ -27,7 +27,7 @@ pub async fn healthz() -> Json<Health> {
 
 /// Database reachable and every migration applied.
 #[utoipa::path(
-    get, path = "/readyz", tag = "health", operation_id = "readyz",
+    get, path = "/readyz", tag = "health", operation_id = "readyz", security(()),
     responses(
         (status = 200, description = "Ready to serve: the database answers and its schema is current.", body = Health),
         (status = 503, description = "Not ready: the database is unreachable or not migrated (`not_ready`).", body = Problem, content_type = "application/problem+json"),

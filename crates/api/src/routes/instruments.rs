@@ -71,7 +71,7 @@ fn decode_cursor(c: &str) -> Result<Symbol, ApiError> {
 /// Served from the node's in-memory catalog; a change made on another node shows up
 /// within the catalog refresh interval (5 s).
 #[utoipa::path(
-    get, path = "/v1/instruments", tag = "instruments", operation_id = "listInstruments",
+    get, path = "/v1/instruments", tag = "instruments", operation_id = "listInstruments", security(()),
     params(ListParams),
     responses(
         (status = 200, description = "A page of instruments, ordered by symbol.", body = InstrumentPage),
@@ -108,7 +108,7 @@ pub async fn list(
 
 /// One instrument by symbol.
 #[utoipa::path(
-    get, path = "/v1/instruments/{symbol}", tag = "instruments", operation_id = "getInstrument",
+    get, path = "/v1/instruments/{symbol}", tag = "instruments", operation_id = "getInstrument", security(()),
     params(("symbol" = String, Path, description = "Instrument symbol, e.g. `BTC-PERP`.", max_length = 40, pattern = "^[A-Z][A-Z0-9-]{0,39}$")),
     responses(
         (status = 200, description = "The instrument.", body = Instrument),

@@ -1,5 +1,6 @@
 //! End-to-end tests of the bourse server over real TLS with a real database.
 
+mod browser;
 mod cli;
 mod errors;
 mod headers;
