@@ -87,6 +87,8 @@ pub struct MemoryUsage {
     pub order_slot_capacity: usize,
     /// Size of one entry of the order-id index (which is kept at most half full).
     pub id_index_entry_bytes: usize,
+    /// Size of one price level in a side's window (one per tick of the window).
+    pub price_level_bytes: usize,
     /// Bytes of the order arena.
     pub arena_bytes: usize,
     /// Bytes of the order-id and account-id indexes.
@@ -99,34 +101,43 @@ pub struct MemoryUsage {
     pub total_bytes: usize,
 }
 
-/// A resting order in the arena. Linked into its level's FIFO queue (`prev`/`next`)
-/// and into its account's list (`account_prev`/`account_next`), both by slot index,
-/// so removing it from anywhere is O(1). A free slot links the free list by `next`.
+/// A resting order in the arena. Linked into its level's FIFO queue (`prev`/`next`,
+/// slot indexes) and listed at `account_pos` in its account's slot list, so removing
+/// it from anywhere is O(1). A free slot links the free list by `next`.
+///
+/// Exactly one cache line: matching and cancels touch slots all over the arena, so
+/// each one costs one line, never two. That is why quantities are `u32` (see
+/// [`Quantity::MAX`]) and the account is the index of its entry in the account table
+/// (`account_slot`), not the 8-byte id.
 #[derive(Debug, Clone, Copy)]
+#[repr(align(64))]
 struct OrderSlot {
     id: u64,
-    account: u64,
     price: i64,
-    leaves: u64,
-    filled: u64,
     priority: u64,
     expires_at: u64,
+    leaves: u32,
+    filled: u32,
     prev: u32,
     next: u32,
-    account_prev: u32,
-    account_next: u32,
     account_slot: u32,
+    account_pos: u32,
     side: Side,
     good_till_time: bool,
 }
 
-/// The resting orders of one account, oldest priority first.
-#[derive(Debug, Clone, Copy)]
+const _: () = assert!(std::mem::size_of::<OrderSlot>() == 64);
+
+/// The resting orders of one account, in no particular order (listings sort them by
+/// priority). Removal swaps the last slot into the hole: that slot is usually the
+/// account's newest order, still in cache, where a linked list in the arena would
+/// cost two cold neighbours per removal.
+#[derive(Debug, Clone)]
 struct AccountOrders {
     account: u64,
-    head: u32,
-    tail: u32,
-    count: u32,
+    slots: Vec<u32>,
+    /// Next free entry while this one is unused.
+    next_free: u32,
 }
 
 /// Where the orders live: an arena with a free list, plus the indexes into it.
@@ -136,8 +147,12 @@ struct OrderStore {
     free: u32,
     live: usize,
     by_id: IdIndex,
+    /// The largest id that ever rested: no resting order has a larger one.
+    max_id: Option<u64>,
+    /// Entries are reused (with their list's capacity) once their account has no
+    /// more resting orders.
     accounts: Vec<AccountOrders>,
-    /// Free entries of `accounts`, linked through `head`.
+    /// Free entries of `accounts`, linked through `next_free`.
     free_account: u32,
     by_account: IdIndex,
     /// Good-till-time orders by (expiry, order id): the order in which they expire.
@@ -151,6 +166,7 @@ impl OrderStore {
             free: NIL,
             live: 0,
             by_id: IdIndex::with_capacity(orders),
+            max_id: None,
             accounts: Vec::new(),
             free_account: NIL,
             by_account: IdIndex::with_capacity(16),
@@ -160,13 +176,27 @@ impl OrderStore {
 
     #[inline]
     fn find(&self, id: OrderId) -> Option<u32> {
-        self.by_id.get(id.0)
+        self.by_id
+            .get(id.0, |slot| self.slots[slot as usize].id == id.0)
     }
 
-    /// Puts an order into the arena and its indexes (not into a level).
+    /// The account table entry of `account`, if it has resting orders.
     #[inline]
-    fn insert(&mut self, mut order: OrderSlot) -> u32 {
-        order.account_slot = self.account_entry(order.account);
+    fn find_account(&self, account: AccountId) -> Option<u32> {
+        self.by_account.get(account.0, |entry| {
+            self.accounts[entry as usize].account == account.0
+        })
+    }
+
+    #[inline]
+    fn account_of(&self, slot: u32) -> AccountId {
+        AccountId(self.accounts[self.slots[slot as usize].account_slot as usize].account)
+    }
+
+    /// Puts an order of `account` into the arena and its indexes (not into a level).
+    #[inline]
+    fn insert(&mut self, account: AccountId, mut order: OrderSlot) -> u32 {
+        order.account_slot = self.account_entry(account);
         let slot = if self.free != NIL {
             let slot = self.free;
             self.free = self.slots[slot as usize].next;
@@ -180,7 +210,10 @@ impl OrderStore {
             (self.slots.len() - 1) as u32
         };
         self.by_id.insert_new(order.id, slot);
-        self.link_account_tail(slot);
+        self.max_id = self.max_id.max(Some(order.id));
+        let list = &mut self.accounts[order.account_slot as usize].slots;
+        self.slots[slot as usize].account_pos = list.len() as u32;
+        list.push(slot);
         if order.good_till_time {
             self.expiries.insert((order.expires_at, order.id));
         }
@@ -193,7 +226,7 @@ impl OrderStore {
     #[inline]
     fn release(&mut self, slot: u32) {
         let order = self.slots[slot as usize];
-        self.by_id.remove(order.id);
+        self.by_id.remove(order.id, |s| s == slot);
         self.unlink_account(slot);
         if order.good_till_time {
             self.expiries.remove(&(order.expires_at, order.id));
@@ -204,95 +237,59 @@ impl OrderStore {
     }
 
     #[inline]
-    fn account_entry(&mut self, account: u64) -> u32 {
-        if let Some(entry) = self.by_account.get(account) {
+    fn account_entry(&mut self, account: AccountId) -> u32 {
+        if let Some(entry) = self.find_account(account) {
             return entry;
         }
-        let fresh = AccountOrders {
-            account,
-            head: NIL,
-            tail: NIL,
-            count: 0,
-        };
         let entry = if self.free_account != NIL {
             let entry = self.free_account;
-            self.free_account = self.accounts[entry as usize].head;
-            self.accounts[entry as usize] = fresh;
+            let reused = &mut self.accounts[entry as usize];
+            self.free_account = reused.next_free;
+            reused.account = account.0;
+            reused.next_free = NIL;
             entry
         } else {
-            self.accounts.push(fresh);
+            self.accounts.push(AccountOrders {
+                account: account.0,
+                slots: Vec::new(),
+                next_free: NIL,
+            });
             (self.accounts.len() - 1) as u32
         };
-        self.by_account.insert_new(account, entry);
+        self.by_account.insert_new(account.0, entry);
         entry
-    }
-
-    #[inline]
-    fn link_account_tail(&mut self, slot: u32) {
-        let entry = self.slots[slot as usize].account_slot;
-        let list = &mut self.accounts[entry as usize];
-        let tail = list.tail;
-        list.tail = slot;
-        if tail == NIL {
-            list.head = slot;
-        }
-        list.count += 1;
-        if tail != NIL {
-            self.slots[tail as usize].account_next = slot;
-        }
-        let order = &mut self.slots[slot as usize];
-        order.account_prev = tail;
-        order.account_next = NIL;
-    }
-
-    /// Moves an order to the back of its account's list (it just lost priority).
-    fn move_to_account_tail(&mut self, slot: u32) {
-        let OrderSlot {
-            account_prev: prev,
-            account_next: next,
-            account_slot: entry,
-            ..
-        } = self.slots[slot as usize];
-        if next == NIL {
-            return; // already the last
-        }
-        if prev == NIL {
-            self.accounts[entry as usize].head = next;
-        } else {
-            self.slots[prev as usize].account_next = next;
-        }
-        self.slots[next as usize].account_prev = prev;
-        self.accounts[entry as usize].count -= 1;
-        self.link_account_tail(slot);
     }
 
     #[inline]
     fn unlink_account(&mut self, slot: u32) {
         let OrderSlot {
-            account_prev: prev,
-            account_next: next,
             account_slot: entry,
+            account_pos: pos,
             ..
         } = self.slots[slot as usize];
-        if prev != NIL {
-            self.slots[prev as usize].account_next = next;
-        }
-        if next != NIL {
-            self.slots[next as usize].account_prev = prev;
-        }
         let list = &mut self.accounts[entry as usize];
-        if prev == NIL {
-            list.head = next;
+        let last = list
+            .slots
+            .pop()
+            .expect("a resting order is in its account list");
+        if last != slot {
+            list.slots[pos as usize] = last;
+            self.slots[last as usize].account_pos = pos;
         }
-        if next == NIL {
-            list.tail = prev;
-        }
-        list.count -= 1;
-        if list.count == 0 {
+        if list.slots.is_empty() {
             let account = list.account;
-            list.head = self.free_account;
+            list.next_free = self.free_account;
             self.free_account = entry;
-            self.by_account.remove(account);
+            self.by_account.remove(account, |e| e == entry);
+        }
+    }
+
+    /// The slots of `account`'s resting orders, in priority order, into `out`.
+    fn account_slots_by_priority(&self, account: AccountId, out: &mut Vec<u32>) {
+        out.clear();
+        if let Some(entry) = self.find_account(account) {
+            out.extend_from_slice(&self.accounts[entry as usize].slots);
+            out.sort_unstable_by_key(|&slot| self.slots[slot as usize].priority);
         }
     }
 
@@ -300,11 +297,11 @@ impl OrderStore {
         let o = &self.slots[slot as usize];
         OrderView {
             id: OrderId(o.id),
-            account: AccountId(o.account),
+            account: self.account_of(slot),
             side: o.side,
             price: Price(o.price),
-            leaves: Quantity(o.leaves),
-            filled: Quantity(o.filled),
+            leaves: Quantity(u64::from(o.leaves)),
+            filled: Quantity(u64::from(o.filled)),
             time_in_force: if o.good_till_time {
                 TimeInForce::Gtt(Timestamp(o.expires_at))
             } else {
@@ -323,7 +320,7 @@ fn push_back(slots: &mut [OrderSlot], level: &mut Level, slot: u32) {
         let order = &mut slots[slot as usize];
         order.prev = tail;
         order.next = NIL;
-        level.total += order.leaves;
+        level.total += u64::from(order.leaves);
     }
     if tail == NIL {
         level.head = slot;
@@ -351,7 +348,7 @@ fn unlink(slots: &mut [OrderSlot], level: &mut Level, slot: u32) {
         slots[next as usize].prev = prev;
     }
     level.count -= 1;
-    level.total -= leaves;
+    level.total -= u64::from(leaves);
 }
 
 /// The ladder key of a price: larger is better on either side.
@@ -395,6 +392,8 @@ pub struct OrderBook {
     /// Indexed by [`Side::index`]: bids, asks.
     sides: [Ladder; 2],
     next_priority: u64,
+    /// Reused by `cancel_all`, so that it does not allocate once warm.
+    scratch: Vec<u32>,
 }
 
 impl Default for OrderBook {
@@ -416,6 +415,7 @@ impl OrderBook {
             store: OrderStore::with_capacity(config.expected_orders),
             sides: [ladder.clone(), ladder],
             next_priority: 0,
+            scratch: Vec::new(),
         }
     }
 
@@ -498,7 +498,11 @@ impl OrderBook {
         if (limit.is_none() && can_rest) || (order.post_only && (limit.is_none() || !can_rest)) {
             return Err(RejectReason::InvalidTimeInForce);
         }
-        if self.store.find(order.id).is_some() {
+        // Ids usually come from a sequence: one above every id that ever rested cannot
+        // be on the book, and skipping the index probe saves a cache miss per add.
+        if self.store.max_id.is_some_and(|max| order.id.0 <= max)
+            && self.store.find(order.id).is_some()
+        {
             return Err(RejectReason::DuplicateOrderId);
         }
         let opposite = order.side.opposite();
@@ -520,25 +524,26 @@ impl OrderBook {
         let opposite = order.side.opposite();
         let threshold = threshold(opposite, limit);
         let mut need = order.quantity.0;
-        let own_orders_rest = self.store.by_account.get(order.account.0).is_some();
+        let own = self.store.find_account(order.account);
         let slots = &self.store.slots;
         self.sides[opposite.index()].for_each_level(|key, level| {
             if key < threshold {
                 return ControlFlow::Break(());
             }
-            if !own_orders_rest {
+            let Some(own) = own else {
+                // No resting order of the taker's account: every lot can trade.
                 need = need.saturating_sub(level.total);
                 return if need == 0 {
                     ControlFlow::Break(())
                 } else {
                     ControlFlow::Continue(())
                 };
-            }
+            };
             let mut at = level.head;
             while at != NIL {
                 let maker = &slots[at as usize];
-                if maker.account != order.account.0 {
-                    need = need.saturating_sub(maker.leaves);
+                if maker.account_slot != own {
+                    need = need.saturating_sub(u64::from(maker.leaves));
                     if need == 0 {
                         return ControlFlow::Break(());
                     }
@@ -562,9 +567,13 @@ impl OrderBook {
             OrderType::Market => None,
         };
         let threshold = threshold(opposite, limit);
+        // Self-trade is only possible if the taker's account has resting orders; its
+        // makers are recognised by their account table entry (NIL matches none).
+        let own = self.store.find_account(order.account).unwrap_or(NIL);
         let ladder = &mut self.sides[opposite.index()];
         let store = &mut self.store;
-        let mut leaves = order.quantity.0;
+        // At most Quantity::MAX, so it fits the u32 leaves of the makers.
+        let mut leaves = order.quantity.0 as u32;
         while leaves > 0 {
             let Some(key) = ladder.best_key() else {
                 break;
@@ -578,15 +587,15 @@ impl OrderBook {
             while leaves > 0 && level.head != NIL {
                 let slot = level.head;
                 let maker = &mut store.slots[slot as usize];
-                if maker.account == order.account.0 {
+                if maker.account_slot == own {
                     if order.self_trade_prevention == SelfTradePrevention::CancelTaker {
                         stopped = true;
                         break;
                     }
                     events.push(Event::Canceled {
                         order_id: OrderId(maker.id),
-                        account: AccountId(maker.account),
-                        quantity: Quantity(maker.leaves),
+                        account: order.account,
+                        quantity: Quantity(u64::from(maker.leaves)),
                         reason: CancelReason::SelfTradePrevention,
                     });
                     unlink(&mut store.slots, level, slot);
@@ -601,19 +610,21 @@ impl OrderBook {
                 maker.leaves -= quantity;
                 maker.filled += quantity;
                 leaves -= quantity;
-                level.total -= quantity;
+                level.total -= u64::from(quantity);
+                let (maker_id, maker_leaves, maker_entry) =
+                    (maker.id, maker.leaves, maker.account_slot);
                 events.push(Event::Traded {
-                    maker_order_id: OrderId(maker.id),
+                    maker_order_id: OrderId(maker_id),
                     taker_order_id: order.id,
-                    maker_account: AccountId(maker.account),
+                    maker_account: AccountId(store.accounts[maker_entry as usize].account),
                     taker_account: order.account,
                     price,
-                    quantity: Quantity(quantity),
+                    quantity: Quantity(u64::from(quantity)),
                     aggressor: order.side,
-                    maker_leaves: Quantity(maker.leaves),
-                    taker_leaves: Quantity(leaves),
+                    maker_leaves: Quantity(u64::from(maker_leaves)),
+                    taker_leaves: Quantity(u64::from(leaves)),
                 });
-                if maker.leaves == 0 {
+                if maker_leaves == 0 {
                     unlink(&mut store.slots, level, slot);
                     store.release(slot);
                 }
@@ -622,10 +633,10 @@ impl OrderBook {
                 ladder.remove_empty_level(key);
             }
             if stopped {
-                return (leaves, TakerEnd::SelfTradeCanceled);
+                return (u64::from(leaves), TakerEnd::SelfTradeCanceled);
             }
         }
-        (leaves, TakerEnd::Matched)
+        (u64::from(leaves), TakerEnd::Matched)
     }
 
     /// Places the unfilled rest of an accepted limit order at the back of its level.
@@ -636,22 +647,24 @@ impl OrderBook {
         };
         let priority = self.next_priority;
         self.next_priority += 1;
-        let slot = self.store.insert(OrderSlot {
-            id: order.id.0,
-            account: order.account.0,
-            price,
-            leaves,
-            filled: order.quantity.0 - leaves,
-            priority,
-            expires_at,
-            prev: NIL,
-            next: NIL,
-            account_prev: NIL,
-            account_next: NIL,
-            account_slot: NIL,
-            side: order.side,
-            good_till_time,
-        });
+        // Both are at most the order's quantity, which is at most Quantity::MAX.
+        let slot = self.store.insert(
+            order.account,
+            OrderSlot {
+                id: order.id.0,
+                price,
+                priority,
+                expires_at,
+                leaves: leaves as u32,
+                filled: (order.quantity.0 - leaves) as u32,
+                prev: NIL,
+                next: NIL,
+                account_slot: NIL,
+                account_pos: NIL,
+                side: order.side,
+                good_till_time,
+            },
+        );
         let level = self.sides[order.side.index()].level_for_insert(key_of(order.side, price));
         push_back(&mut self.store.slots, level, slot);
         events.push(Event::Rested {
@@ -662,9 +675,11 @@ impl OrderBook {
         });
     }
 
-    /// Takes a resting order out of its level and the store; returns what it was.
-    fn remove_resting(&mut self, slot: u32) -> OrderSlot {
+    /// Takes a resting order out of its level and the store; returns what it was and
+    /// its account.
+    fn remove_resting(&mut self, slot: u32) -> (OrderSlot, AccountId) {
         let order = self.store.slots[slot as usize];
+        let account = self.store.account_of(slot);
         let key = key_of(order.side, order.price);
         let ladder = &mut self.sides[order.side.index()];
         let level = ladder.level_mut(key);
@@ -673,7 +688,7 @@ impl OrderBook {
             ladder.remove_empty_level(key);
         }
         self.store.release(slot);
-        order
+        (order, account)
     }
 
     /// Cancels one resting order.
@@ -685,11 +700,11 @@ impl OrderBook {
             });
             return;
         };
-        let order = self.remove_resting(slot);
+        let (order, account) = self.remove_resting(slot);
         events.push(Event::Canceled {
             order_id,
-            account: AccountId(order.account),
-            quantity: Quantity(order.leaves),
+            account,
+            quantity: Quantity(u64::from(order.leaves)),
             reason: CancelReason::Requested,
         });
     }
@@ -697,23 +712,20 @@ impl OrderBook {
     /// Cancels every resting order of `account` (only on `side`, if given), in
     /// priority order.
     pub fn cancel_all(&mut self, account: AccountId, side: Option<Side>, events: &mut Vec<Event>) {
-        let Some(entry) = self.store.by_account.get(account.0) else {
-            return;
-        };
-        let mut at = self.store.accounts[entry as usize].head;
-        while at != NIL {
-            let next = self.store.slots[at as usize].account_next;
-            if side.is_none_or(|s| s == self.store.slots[at as usize].side) {
-                let order = self.remove_resting(at);
+        let mut slots = std::mem::take(&mut self.scratch);
+        self.store.account_slots_by_priority(account, &mut slots);
+        for &slot in &slots {
+            if side.is_none_or(|s| s == self.store.slots[slot as usize].side) {
+                let (order, _) = self.remove_resting(slot);
                 events.push(Event::Canceled {
                     order_id: OrderId(order.id),
                     account,
-                    quantity: Quantity(order.leaves),
+                    quantity: Quantity(u64::from(order.leaves)),
                     reason: CancelReason::CancelAll,
                 });
             }
-            at = next;
         }
+        self.scratch = slots;
     }
 
     /// Changes a resting order's price and/or open quantity (see [`Command::Amend`]).
@@ -731,15 +743,18 @@ impl OrderBook {
             return reject(events, RejectReason::UnknownOrder);
         };
         let order = self.store.slots[slot as usize];
+        let leaves = u64::from(order.leaves);
         let new_price = price.map_or(order.price, |p| p.0);
-        let new_leaves = quantity.map_or(order.leaves, |q| q.0);
-        if !valid_quantity(new_leaves) {
+        let new_leaves = quantity.map_or(leaves, |q| q.0);
+        // What the order has traded counts against the limit too, so that `filled`
+        // stays within Quantity::MAX.
+        if !valid_quantity(new_leaves) || !valid_quantity(new_leaves + u64::from(order.filled)) {
             return reject(events, RejectReason::InvalidQuantity);
         }
         if !valid_price(new_price) {
             return reject(events, RejectReason::InvalidPrice);
         }
-        if new_price == order.price && new_leaves == order.leaves {
+        if new_price == order.price && new_leaves == leaves {
             return reject(events, RejectReason::AmendUnchanged);
         }
         let opposite = order.side.opposite();
@@ -750,12 +765,12 @@ impl OrderBook {
         {
             return reject(events, RejectReason::AmendWouldCross);
         }
-        let kept_priority = new_price == order.price && new_leaves < order.leaves;
+        let kept_priority = new_price == order.price && new_leaves < leaves;
         let ladder = &mut self.sides[order.side.index()];
         let old_key = key_of(order.side, order.price);
         if kept_priority {
-            ladder.level_mut(old_key).total -= order.leaves - new_leaves;
-            self.store.slots[slot as usize].leaves = new_leaves;
+            ladder.level_mut(old_key).total -= leaves - new_leaves;
+            self.store.slots[slot as usize].leaves = new_leaves as u32;
         } else {
             let level = ladder.level_mut(old_key);
             unlink(&mut self.store.slots, level, slot);
@@ -765,14 +780,12 @@ impl OrderBook {
             {
                 let moved = &mut self.store.slots[slot as usize];
                 moved.price = new_price;
-                moved.leaves = new_leaves;
+                moved.leaves = new_leaves as u32;
                 moved.priority = self.next_priority;
             }
             self.next_priority += 1;
             let level = ladder.level_for_insert(key_of(order.side, new_price));
             push_back(&mut self.store.slots, level, slot);
-            // The account list is kept in priority order too.
-            self.store.move_to_account_tail(slot);
         }
         events.push(Event::Amended {
             order_id,
@@ -792,11 +805,11 @@ impl OrderBook {
                 .store
                 .find(OrderId(id))
                 .expect("every expiry entry names a resting order");
-            let order = self.remove_resting(slot);
+            let (order, account) = self.remove_resting(slot);
             events.push(Event::Expired {
                 order_id: OrderId(id),
-                account: AccountId(order.account),
-                quantity: Quantity(order.leaves),
+                account,
+                quantity: Quantity(u64::from(order.leaves)),
             });
         }
     }
@@ -852,20 +865,12 @@ impl OrderBook {
         self.store.find(order_id).map(|slot| self.store.view(slot))
     }
 
-    /// The resting orders of `account`, in priority order.
+    /// The resting orders of `account`, in priority order. O(k log k) for k orders;
+    /// allocates the list.
     pub fn open_orders(&self, account: AccountId) -> impl Iterator<Item = OrderView> + '_ {
-        let mut at = match self.store.by_account.get(account.0) {
-            Some(entry) => self.store.accounts[entry as usize].head,
-            None => NIL,
-        };
-        std::iter::from_fn(move || {
-            if at == NIL {
-                return None;
-            }
-            let view = self.store.view(at);
-            at = self.store.slots[at as usize].account_next;
-            Some(view)
-        })
+        let mut slots = Vec::new();
+        self.store.account_slots_by_priority(account, &mut slots);
+        slots.into_iter().map(|slot| self.store.view(slot))
     }
 
     /// The orders resting at one price, in queue (time priority) order.
@@ -920,9 +925,9 @@ impl OrderBook {
                 while at != NIL {
                     let o = &self.store.slots[at as usize];
                     hash.write_u64(o.id);
-                    hash.write_u64(o.account);
-                    hash.write_u64(o.leaves);
-                    hash.write_u64(o.filled);
+                    hash.write_u64(self.store.account_of(at).0);
+                    hash.write_u64(u64::from(o.leaves));
+                    hash.write_u64(u64::from(o.filled));
                     hash.write_u64(o.priority);
                     hash.write_u64(u64::from(o.good_till_time));
                     hash.write_u64(o.expires_at);
@@ -946,6 +951,7 @@ impl OrderBook {
             order_slot_bytes,
             order_slot_capacity: self.store.slots.capacity(),
             id_index_entry_bytes: IdIndex::entry_bytes(),
+            price_level_bytes: std::mem::size_of::<Level>(),
             arena_bytes,
             index_bytes,
             level_bytes,
@@ -991,31 +997,25 @@ impl OrderBook {
         }
         let mut in_accounts = 0usize;
         for (entry, list) in self.store.accounts.iter().enumerate() {
-            if self.store.by_account.get(list.account) != Some(entry as u32) {
-                continue; // a free entry
-            }
-            let (mut at, mut previous, mut count) = (list.head, NIL, 0u32);
-            let mut last_priority = None;
-            while at != NIL {
-                let o = &self.store.slots[at as usize];
-                if o.account != list.account || o.account_slot != entry as u32 {
-                    return Err(format!("order {} in the wrong account list", o.id));
+            if self.store.find_account(AccountId(list.account)) != Some(entry as u32) {
+                if !list.slots.is_empty() {
+                    return Err(format!("free account entry {entry} lists orders"));
                 }
-                if o.account_prev != previous {
-                    return Err(format!("broken account links at order {}", o.id));
-                }
-                if last_priority.is_some_and(|p| p >= o.priority) {
-                    return Err(format!("account list out of priority at {}", o.id));
-                }
-                last_priority = Some(o.priority);
-                previous = at;
-                count += 1;
-                at = o.account_next;
+                continue;
             }
-            if list.tail != previous || list.count != count || count == 0 {
-                return Err(format!("account {} list ends or count wrong", list.account));
+            if list.slots.is_empty() {
+                return Err(format!("account {} indexed without orders", list.account));
             }
-            in_accounts += count as usize;
+            for (pos, &slot) in list.slots.iter().enumerate() {
+                let o = &self.store.slots[slot as usize];
+                if o.account_slot != entry as u32 || o.account_pos != pos as u32 {
+                    return Err(format!("order {} misplaced in its account list", o.id));
+                }
+                if self.store.find(OrderId(o.id)) != Some(slot) {
+                    return Err(format!("account list names a dead slot {slot}"));
+                }
+            }
+            in_accounts += list.slots.len();
         }
         if in_accounts != self.store.live {
             return Err("account lists do not hold every live order".to_string());
@@ -1048,7 +1048,7 @@ impl OrderBook {
             if last_priority.is_some_and(|p| p >= o.priority) || o.priority >= self.next_priority {
                 return Err(format!("queue at {price} out of time priority at {}", o.id));
             }
-            if self.store.by_id.get(o.id) != Some(at) {
+            if self.store.find(OrderId(o.id)) != Some(at) || self.store.max_id < Some(o.id) {
                 return Err(format!("id index does not point at order {}", o.id));
             }
             if o.good_till_time {
@@ -1060,7 +1060,7 @@ impl OrderBook {
             last_priority = Some(o.priority);
             previous = at;
             count += 1;
-            total += o.leaves;
+            total += u64::from(o.leaves);
             *seen += 1;
             at = o.next;
         }

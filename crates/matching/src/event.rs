@@ -127,7 +127,8 @@ impl CancelReason {
 pub enum RejectReason {
     /// The book already holds an order with this id.
     DuplicateOrderId,
-    /// Zero, or more than [`Quantity::MAX`].
+    /// Zero, or more than [`Quantity::MAX`]; for an amend, also when the new open
+    /// quantity plus what the order has already traded would exceed it.
     InvalidQuantity,
     /// Not positive, or more than [`Price::MAX`].
     InvalidPrice,

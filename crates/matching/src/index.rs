@@ -2,23 +2,33 @@
 //! `u32` slots.
 //!
 //! Written here rather than taken from `std` because `HashMap`'s default hasher is
-//! randomly seeded and its SipHash costs more than the rest of an add. The layout
-//! never affects output (nothing iterates it), but a fixed hash keeps even the
-//! memory layout the same from run to run. Linear probing with Fibonacci hashing,
-//! load at most one half, and backward-shift deletion, so there are no tombstones
-//! and a long-running book never needs a rebuild.
+//! randomly seeded and its SipHash costs more than the rest of an add, and because
+//! an entry can be half the size of a `(u64, u32)` pair: it keeps only the top 32
+//! bits of the key's hash as a tag next to the slot, and the owner confirms a tag
+//! match by looking at the slot (which it is about to touch anyway). The table stays
+//! small enough to live in cache.
+//!
+//! Fibonacci hashing (a multiply by 2^64/φ, a bijection, so distinct keys have
+//! distinct hashes), linear probing, load at most one half, backward-shift deletion:
+//! no tombstones, so a long-running book never needs a rebuild. Nothing iterates the
+//! table, so its layout never reaches the output. (Keeping runs of sequential ids in
+//! one cache line was tried: it made adds cheaper but the probe runs it creates made
+//! every removal scan further, and OB-1M got slower overall.)
 
 const EMPTY: u32 = u32::MAX;
 const MIN_CAPACITY: usize = 16;
 
 #[derive(Debug, Clone, Copy)]
 struct Entry {
-    key: u64,
+    /// The top 32 bits of the key's hash: enough to find the entry's home in any
+    /// table of up to 2^32 entries.
+    tag: u32,
+    /// The slot, or `EMPTY`.
     value: u32,
 }
 
 const VACANT: Entry = Entry {
-    key: 0,
+    tag: 0,
     value: EMPTY,
 };
 
@@ -26,38 +36,47 @@ const VACANT: Entry = Entry {
 pub(crate) struct IdIndex {
     entries: Vec<Entry>,
     mask: usize,
+    /// `32 - log2(entries.len())`: turns a tag into its home position.
     shift: u32,
     len: usize,
+}
+
+#[inline]
+fn tag_of(key: u64) -> u32 {
+    (key.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 32) as u32
 }
 
 impl IdIndex {
     /// A map that holds `capacity` keys before it has to grow.
     pub(crate) fn with_capacity(capacity: usize) -> Self {
         let slots = (capacity.max(1) * 2).next_power_of_two().max(MIN_CAPACITY);
+        assert!(slots <= 1 << 32, "an index of more than 2^32 entries");
         IdIndex {
             entries: vec![VACANT; slots],
             mask: slots - 1,
-            shift: 64 - slots.trailing_zeros(),
+            shift: 32 - slots.trailing_zeros(),
             len: 0,
         }
     }
 
     #[inline]
-    fn home(&self, key: u64) -> usize {
-        // Fibonacci hashing: the multiply spreads consecutive ids over the whole
-        // table and the high bits are the well-mixed ones.
-        (key.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> self.shift) as usize
+    fn home(&self, tag: u32) -> usize {
+        // The high bits of a Fibonacci hash are the well-mixed ones.
+        (u64::from(tag) >> self.shift) as usize
     }
 
+    /// The value stored for `key`. `is_key(value)` must say whether the entry with
+    /// that value belongs to `key` (the tag alone may collide).
     #[inline]
-    pub(crate) fn get(&self, key: u64) -> Option<u32> {
-        let mut i = self.home(key);
+    pub(crate) fn get(&self, key: u64, is_key: impl Fn(u32) -> bool) -> Option<u32> {
+        let tag = tag_of(key);
+        let mut i = self.home(tag);
         loop {
             let entry = self.entries[i];
             if entry.value == EMPTY {
                 return None;
             }
-            if entry.key == key {
+            if entry.tag == tag && is_key(entry.value) {
                 return Some(entry.value);
             }
             i = (i + 1) & self.mask;
@@ -71,25 +90,34 @@ impl IdIndex {
         if (self.len + 1) * 2 > self.entries.len() {
             self.grow();
         }
-        let mut i = self.home(key);
-        while self.entries[i].value != EMPTY {
-            debug_assert!(self.entries[i].key != key, "key inserted twice");
-            i = (i + 1) & self.mask;
-        }
-        self.entries[i] = Entry { key, value };
+        self.place(Entry {
+            tag: tag_of(key),
+            value,
+        });
         self.len += 1;
     }
 
-    /// Removes a key and returns its value.
     #[inline]
-    pub(crate) fn remove(&mut self, key: u64) -> Option<u32> {
-        let mut i = self.home(key);
+    fn place(&mut self, entry: Entry) {
+        let mut i = self.home(entry.tag);
+        while self.entries[i].value != EMPTY {
+            i = (i + 1) & self.mask;
+        }
+        self.entries[i] = entry;
+    }
+
+    /// Removes the entry of `key` (see [`IdIndex::get`] for `is_key`) and returns its
+    /// value.
+    #[inline]
+    pub(crate) fn remove(&mut self, key: u64, is_key: impl Fn(u32) -> bool) -> Option<u32> {
+        let tag = tag_of(key);
+        let mut i = self.home(tag);
         loop {
             let entry = self.entries[i];
             if entry.value == EMPTY {
                 return None;
             }
-            if entry.key == key {
+            if entry.tag == tag && is_key(entry.value) {
                 break;
             }
             i = (i + 1) & self.mask;
@@ -105,7 +133,7 @@ impl IdIndex {
             if entry.value == EMPTY {
                 break;
             }
-            let home = self.home(entry.key);
+            let home = self.home(entry.tag);
             if (j.wrapping_sub(home) & self.mask) >= (j.wrapping_sub(hole) & self.mask) {
                 self.entries[hole] = entry;
                 hole = j;
@@ -118,9 +146,12 @@ impl IdIndex {
 
     fn grow(&mut self) {
         let old = std::mem::replace(self, IdIndex::with_capacity(self.entries.len()));
+        self.len = old.len;
         for entry in old.entries {
             if entry.value != EMPTY {
-                self.insert_new(entry.key, entry.value);
+                // The tag holds the top 32 bits of the hash, so it gives the home in
+                // any table of up to 2^32 entries: no need for the keys.
+                self.place(entry);
             }
         }
     }

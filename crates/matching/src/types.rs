@@ -34,8 +34,10 @@ impl Price {
 impl Quantity {
     /// Zero lots.
     pub const ZERO: Quantity = Quantity(0);
-    /// The largest order quantity a book accepts: 2^32 - 1 lots. A level holds fewer
-    /// than 2^32 orders, so the total quantity of a level always fits in a `u64`.
+    /// The largest order quantity a book accepts: 2^32 - 1 lots (about 4.3 million
+    /// BTC at a lot of 0.001). The book stores quantities in 32 bits so that a
+    /// resting order fits one cache line, and a level, holding fewer than 2^32
+    /// orders, always has a total that fits in a `u64`.
     pub const MAX: Quantity = Quantity(u32::MAX as u64);
 }
 

@@ -269,7 +269,7 @@ impl ModelBook {
         let current = self.orders[i].clone();
         let new_price = price.map_or(current.price, |p| p.0);
         let new_qty = quantity.map_or(current.leaves, |q| q.0);
-        if new_qty == 0 || new_qty > u64::from(u32::MAX) {
+        if new_qty == 0 || new_qty + current.filled > u64::from(u32::MAX) {
             return Self::reject(events, order_id, RejectReason::InvalidQuantity);
         }
         if !(1..1 << 62).contains(&new_price) {

@@ -336,6 +336,46 @@ fn a_duplicate_of_a_resting_order_id_is_rejected() {
 }
 
 #[test]
+fn duplicates_are_caught_below_and_at_the_largest_id() {
+    let mut h = Harness::new();
+    h.rest(u64::MAX, A, Side::Buy, 100, 1);
+    h.rest(7, A, Side::Buy, 100, 1);
+    for id in [u64::MAX, 7] {
+        assert_rejected(
+            &mut h,
+            Command::Submit(limit(id, B, Side::Buy, 90, 1)),
+            RejectReason::DuplicateOrderId,
+        );
+    }
+    h.rest(8, A, Side::Buy, 100, 1);
+}
+
+#[test]
+fn an_amend_cannot_take_filled_plus_open_quantity_past_the_maximum() {
+    let mut h = Harness::new();
+    h.rest(1, A, Side::Sell, 100, 10);
+    h.submit(market(2, B, Side::Buy, 4));
+    let max = Quantity::MAX.0;
+    assert_rejected(
+        &mut h,
+        Command::Amend {
+            order_id: OrderId(1),
+            price: None,
+            quantity: Some(Quantity(max - 3)),
+        },
+        RejectReason::InvalidQuantity,
+    );
+    let events = h.run(Command::Amend {
+        order_id: OrderId(1),
+        price: None,
+        quantity: Some(Quantity(max - 4)),
+    });
+    assert!(matches!(events[..], [Event::Amended { .. }]));
+    let view = h.book.order(OrderId(1)).unwrap();
+    assert_eq!((view.leaves.0, view.filled.0), (max - 4, 4));
+}
+
+#[test]
 fn self_trade_cancel_taker_keeps_earlier_fills_and_the_maker() {
     let mut h = Harness::new();
     h.rest(1, B, Side::Sell, 100, 3);
