@@ -95,7 +95,7 @@ pub struct MemoryUsage {
     pub index_bytes: usize,
     /// Bytes of both sides' price levels and occupancy bitmaps.
     pub level_bytes: usize,
-    /// Bytes of the per-account order lists.
+    /// Bytes of the per-account order lists, the expiry index and scratch space.
     pub account_bytes: usize,
     /// Everything above.
     pub total_bytes: usize,
@@ -945,8 +945,16 @@ impl OrderBook {
         let arena_bytes = self.store.slots.capacity() * order_slot_bytes;
         let index_bytes = self.store.by_id.heap_bytes() + self.store.by_account.heap_bytes();
         let level_bytes = self.sides.iter().map(Ladder::heap_bytes).sum();
+        // The expiry set is a B-tree: count its keys with a node's share of overhead.
         let account_bytes = self.store.accounts.capacity() * std::mem::size_of::<AccountOrders>()
-            + self.store.expiries.len() * 32;
+            + self
+                .store
+                .accounts
+                .iter()
+                .map(|a| a.slots.capacity() * 4)
+                .sum::<usize>()
+            + self.store.expiries.len() * 32
+            + self.scratch.capacity() * 4;
         MemoryUsage {
             order_slot_bytes,
             order_slot_capacity: self.store.slots.capacity(),
