@@ -12,11 +12,12 @@ if ! command -v wrk >/dev/null; then
   $sudo_cmd apt-get update -qq && DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq wrk
 fi
 cargo build --release --locked -p bourse --bin bourse --example tls_hello
+bin="${CARGO_TARGET_DIR:-$root/target}/release"
 data="$(mktemp -d)"
 trap 'kill $(jobs -p) 2>/dev/null; rm -rf "$data"' EXIT
-BOURSE_LOG__LEVEL=warn target/release/bourse serve --data-dir "$data" \
+BOURSE_LOG__LEVEL=warn "$bin/bourse" serve --data-dir "$data" \
   --public-addr 127.0.0.1:18443 --admin-addr 127.0.0.1:19443 >/dev/null &
-target/release/examples/tls_hello 127.0.0.1:18444 "$data" >/dev/null &
+"$bin/examples/tls_hello" 127.0.0.1:18444 "$data" >/dev/null &
 for _ in $(seq 100); do
   curl -skf https://127.0.0.1:18443/healthz >/dev/null 2>&1 && curl -sk https://127.0.0.1:18444/ >/dev/null 2>&1 && break
   sleep 0.1

@@ -1,7 +1,8 @@
 //! Reference data: instruments.
 
-use axum::Json;
 use axum::extract::{Path, State};
+use axum::http::{HeaderValue, header};
+use axum::response::{IntoResponse, Response};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use bourse_store::InstrumentQuery;
@@ -45,6 +46,15 @@ pub struct InstrumentPage {
     pub next_cursor: Option<String>,
 }
 
+/// A 200 with a JSON body that was encoded ahead of time (see `catalog`).
+fn json_response(body: String) -> Response {
+    (
+        [(header::CONTENT_TYPE, HeaderValue::from_static("application/json"))],
+        body,
+    )
+        .into_response()
+}
+
 fn encode_cursor(s: &Symbol) -> String {
     URL_SAFE_NO_PAD.encode(format!("{CURSOR_PREFIX}{s}"))
 }
@@ -81,7 +91,7 @@ fn decode_cursor(c: &str) -> Result<Symbol, ApiError> {
 pub async fn list(
     State(state): State<AppState>,
     ApiQuery(p): ApiQuery<ListParams>,
-) -> Result<Json<InstrumentPage>, ApiError> {
+) -> Result<Response, ApiError> {
     let limit = match p.limit {
         None => DEFAULT_LIMIT,
         Some(0) => {
@@ -94,16 +104,16 @@ pub async fn list(
         Some(n) => n.min(MAX_LIMIT),
     };
     let after = p.cursor.as_deref().map(decode_cursor).transpose()?;
-    let page = state.catalog.list(&InstrumentQuery {
-        kind: p.kind,
-        status: p.status,
-        after,
-        limit,
-    });
-    Ok(Json(InstrumentPage {
-        data: page.items,
-        next_cursor: page.next.as_ref().map(encode_cursor),
-    }))
+    let body = state.catalog.list_json(
+        &InstrumentQuery {
+            kind: p.kind,
+            status: p.status,
+            after,
+            limit,
+        },
+        encode_cursor,
+    );
+    Ok(json_response(body))
 }
 
 /// One instrument by symbol.
@@ -119,7 +129,7 @@ pub async fn list(
 pub async fn get(
     State(state): State<AppState>,
     Path(symbol): Path<String>,
-) -> Result<Json<Instrument>, ApiError> {
+) -> Result<Response, ApiError> {
     let symbol = Symbol::parse(&symbol).map_err(|e| {
         ApiError::validation(vec![FieldError {
             pointer: "/path/symbol".into(),
@@ -129,8 +139,8 @@ pub async fn get(
     })?;
     state
         .catalog
-        .get(&symbol)
-        .map(Json)
+        .get_json(&symbol)
+        .map(|(_, json)| json_response(json.to_string()))
         .ok_or_else(|| ApiError::not_found("instrument"))
 }
 
