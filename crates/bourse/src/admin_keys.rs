@@ -32,6 +32,9 @@ pub async fn create(
         scopes: checked,
         created_at: now,
         revoked_at: None,
+        expires_at: None,
+        allowed_cidrs: Vec::new(),
+        last_used_at: None,
     };
     store.insert_admin_key(&record).await?;
     Ok((record, minted.secret))

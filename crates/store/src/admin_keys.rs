@@ -1,7 +1,11 @@
 //! Admin API keys: stored by the SHA-256 of the key, found by it, revoked by id.
+//!
+//! Expiry and the IP allowlist are stored for the caller to enforce; the store only
+//! keeps them, and the time of last use.
 
 use time::OffsetDateTime;
 
+use crate::convert::{join_words, opt_instant, split_words, unix};
 use crate::error::db_error;
 use crate::{Pool, Store, StoreError};
 
@@ -22,6 +26,13 @@ pub struct AdminKeyRecord {
     pub created_at: OffsetDateTime,
     /// When it was revoked, if it was.
     pub revoked_at: Option<OffsetDateTime>,
+    /// When it stops being accepted, if ever.
+    pub expires_at: Option<OffsetDateTime>,
+    /// Client networks (CIDR text, parsed by the caller) it is accepted from; empty
+    /// means any. Each entry is non-empty without whitespace.
+    pub allowed_cidrs: Vec<String>,
+    /// When it was last accepted ([`Store::touch_admin_key`]).
+    pub last_used_at: Option<OffsetDateTime>,
 }
 
 #[derive(sqlx::FromRow)]
@@ -33,6 +44,9 @@ struct Row {
     scopes: String,
     created_at: i64,
     revoked_at: Option<i64>,
+    expires_at: Option<i64>,
+    allowed_cidrs: String,
+    last_used_at: Option<i64>,
 }
 
 impl Row {
@@ -51,36 +65,40 @@ impl Row {
             name: self.name,
             hint: self.hint,
             key_hash: self.key_hash,
-            scopes: self
-                .scopes
-                .split(' ')
-                .filter(|s| !s.is_empty())
-                .map(str::to_owned)
-                .collect(),
+            scopes: split_words(&self.scopes),
             created_at: ts(self.created_at)?,
             revoked_at: self.revoked_at.map(ts).transpose()?,
+            expires_at: opt_instant("admin_keys", "expires_at", self.expires_at)?,
+            allowed_cidrs: split_words(&self.allowed_cidrs),
+            last_used_at: opt_instant("admin_keys", "last_used_at", self.last_used_at)?,
         })
     }
 }
 
 macro_rules! columns {
     () => {
-        "id, name, hint, key_hash, scopes, created_at, revoked_at"
+        "id, name, hint, key_hash, scopes, created_at, revoked_at, expires_at, allowed_cidrs, \
+         last_used_at"
     };
 }
 
 impl Store {
-    /// Stores a new admin key; `Conflict` if its id or hash exists.
+    /// Stores a new admin key; `Conflict` if its id or hash exists. A scope or CIDR that
+    /// is empty or has whitespace is refused as `Internal`.
     pub async fn insert_admin_key(&self, k: &AdminKeyRecord) -> Result<(), StoreError> {
         let op = "insert_admin_key";
-        let scopes = k.scopes.join(" ");
-        let created = k.created_at.unix_timestamp();
-        let revoked = k.revoked_at.map(OffsetDateTime::unix_timestamp);
+        let scopes = join_words("admin_keys", "scopes", &k.scopes)?;
+        let cidrs = join_words("admin_keys", "allowed_cidrs", &k.allowed_cidrs)?;
+        let created = unix(k.created_at);
+        let revoked = k.revoked_at.map(unix);
+        let expires = k.expires_at.map(unix);
+        let last_used = k.last_used_at.map(unix);
         match &self.pool {
-            Pool::Sqlite(p) => sqlx::query(
-                "INSERT INTO admin_keys (id, name, hint, key_hash, scopes, created_at, revoked_at) \
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-            )
+            Pool::Sqlite(p) => sqlx::query(concat!(
+                "INSERT INTO admin_keys (",
+                columns!(),
+                ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)"
+            ))
             .bind(&k.id)
             .bind(&k.name)
             .bind(&k.hint)
@@ -88,13 +106,17 @@ impl Store {
             .bind(&scopes)
             .bind(created)
             .bind(revoked)
+            .bind(expires)
+            .bind(&cidrs)
+            .bind(last_used)
             .execute(p)
             .await
             .map(|_| ()),
-            Pool::Postgres(p) => sqlx::query(
-                "INSERT INTO admin_keys (id, name, hint, key_hash, scopes, created_at, revoked_at) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7)",
-            )
+            Pool::Postgres(p) => sqlx::query(concat!(
+                "INSERT INTO admin_keys (",
+                columns!(),
+                ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)"
+            ))
             .bind(&k.id)
             .bind(&k.name)
             .bind(&k.hint)
@@ -102,6 +124,9 @@ impl Store {
             .bind(&scopes)
             .bind(created)
             .bind(revoked)
+            .bind(expires)
+            .bind(&cidrs)
+            .bind(last_used)
             .execute(p)
             .await
             .map(|_| ()),
@@ -180,6 +205,35 @@ impl Store {
             .map(|r| r.rows_affected()),
         }
         .map_err(|e| db_error(op, e))?;
+        Ok(done == 1)
+    }
+
+    /// Records that the key was accepted at `now` (`last_used_at` never moves back);
+    /// false when no key has this id.
+    pub async fn touch_admin_key(&self, id: &str, now: OffsetDateTime) -> Result<bool, StoreError> {
+        let done = match &self.pool {
+            Pool::Sqlite(p) => sqlx::query(
+                "UPDATE admin_keys SET last_used_at = CASE \
+                     WHEN last_used_at IS NULL OR last_used_at < ?1 THEN ?1 \
+                     ELSE last_used_at END WHERE id = ?2",
+            )
+            .bind(unix(now))
+            .bind(id)
+            .execute(p)
+            .await
+            .map(|r| r.rows_affected()),
+            Pool::Postgres(p) => sqlx::query(
+                "UPDATE admin_keys SET last_used_at = CASE \
+                     WHEN last_used_at IS NULL OR last_used_at < $1 THEN $1 \
+                     ELSE last_used_at END WHERE id = $2",
+            )
+            .bind(unix(now))
+            .bind(id)
+            .execute(p)
+            .await
+            .map(|r| r.rows_affected()),
+        }
+        .map_err(|e| db_error("touch_admin_key", e))?;
         Ok(done == 1)
     }
 }

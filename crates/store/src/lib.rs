@@ -6,6 +6,12 @@
 //! Rows are separate structs that become domain values only through
 //! [`Instrument::validate`]. [`testing::TestDatabase`] gives each test a fresh database
 //! on either backend.
+//!
+//! Identity (users, sessions and refresh tokens, TOTP and recovery codes, login
+//! challenges, signing keys, login throttling, admin keys) is stored here too, one module
+//! per area. The store keeps only hashes and encrypted blobs it cannot read, never
+//! decides policy beyond atomic state transitions, and never reads the clock: every
+//! time is passed in. Identity times are stored as unix seconds.
 
 use std::fmt;
 use std::time::Duration;
@@ -27,16 +33,31 @@ macro_rules! instrument_columns {
 }
 
 mod admin_keys;
+mod convert;
 mod database_url;
 mod error;
+mod login_throttle;
+mod mfa_challenges;
 mod postgres;
+mod purge;
 mod row;
 mod seed;
+mod sessions;
+mod signing_keys;
 mod sqlite;
 pub mod testing;
+mod totp;
+mod users;
 
 pub use admin_keys::AdminKeyRecord;
 pub use database_url::redact as redact_database_url;
+pub use login_throttle::{BackoffPolicy, LoginThrottle};
+pub use mfa_challenges::MfaChallenge;
+pub use purge::Purged;
+pub use sessions::{MAX_USER_AGENT_CHARS, RotateOutcome, SessionRecord};
+pub use signing_keys::SigningKeyRecord;
+pub use totp::{TotpFailure, TotpRecord};
+pub use users::{UserRecord, UserStatus};
 
 use error::{db_error, migrate_error, unavailable};
 use row::{AppliedMigrationRow, InstrumentRow};
@@ -48,7 +69,8 @@ const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(3);
 /// Longest a readiness check may take before the database counts as unavailable.
 const READINESS_TIMEOUT: Duration = Duration::from_secs(2);
 
-/// Largest page [`Store::list_instruments`] returns, whatever the caller asks.
+/// Largest page [`Store::list_instruments`] (and any other listing) returns, whatever
+/// the caller asks.
 pub const MAX_PAGE_SIZE: u32 = 1000;
 
 /// Which database engine a [`Store`] talks to.

@@ -132,3 +132,50 @@ pub fn listing_set() -> Vec<Instrument> {
     set.reverse();
     set
 }
+
+/// An instant `secs` seconds after a fixed origin (identity times are whole seconds).
+pub fn at(secs: i64) -> OffsetDateTime {
+    OffsetDateTime::from_unix_timestamp(1_800_000_000 + secs).unwrap()
+}
+
+/// A stand-in for a hash made by bourse-auth: the store treats it as opaque text.
+pub fn hash(label: &str) -> String {
+    format!("{label:0>64}")
+}
+
+/// Inserts an active user with this email, made at `at(0)`.
+pub async fn new_user(store: &bourse_store::Store, email: &str) -> bourse_store::UserRecord {
+    let user = bourse_store::UserRecord {
+        id: uuid::Uuid::now_v7().to_string(),
+        email: email.to_owned(),
+        password_hash: "$argon2id$v=19$m=19456,t=2,p=1$c2FsdA$aGFzaA".to_owned(),
+        status: bourse_store::UserStatus::Active,
+        created_at: at(0),
+        password_changed_at: at(0),
+        mfa_changed_at: None,
+    };
+    store.insert_user(&user).await.unwrap();
+    user
+}
+
+/// Inserts an active password-only session of `user_id` made at `created`.
+pub async fn new_session(
+    store: &bourse_store::Store,
+    user_id: &str,
+    created: OffsetDateTime,
+) -> bourse_store::SessionRecord {
+    let session = bourse_store::SessionRecord {
+        id: uuid::Uuid::now_v7().to_string(),
+        user_id: user_id.to_owned(),
+        created_at: created,
+        last_used_at: created,
+        revoked_at: None,
+        auth_time: created,
+        acr: "pwd".to_owned(),
+        amr: vec!["pwd".to_owned()],
+        client_ip: Some("192.0.2.1".to_owned()),
+        user_agent: Some("test".to_owned()),
+    };
+    store.insert_session(&session).await.unwrap();
+    session
+}

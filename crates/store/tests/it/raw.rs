@@ -2,12 +2,14 @@
 //! backends accept: rows written by hand, migrations recorded as failed or missing.
 
 use bourse_store::testing::TestDatabase;
-use bourse_store::{Backend, InstrumentQuery, Store, StoreError};
+use bourse_store::{
+    Backend, InstrumentQuery, RotateOutcome, Store, StoreError, UserRecord, UserStatus,
+};
 use sqlx::Connection;
 use sqlx::postgres::PgConnection;
 use sqlx::sqlite::SqliteConnection;
 
-use crate::fixtures::{perpetual, symbol};
+use crate::fixtures::{at, hash, new_session, new_user, perpetual, symbol};
 
 /// Runs `case` on a fresh database of `backend`, which it gets too, for raw SQL.
 async fn run(backend: Backend, case: impl AsyncFnOnce(&TestDatabase, &Store)) {
@@ -143,4 +145,103 @@ async fn failed_or_missing_migration_is_not_migrated(db: &TestDatabase, store: &
         store.readiness().await,
         Err(StoreError::NotMigrated)
     ));
+}
+
+#[tokio::test]
+async fn sqlite_deleting_a_user_removes_everything_of_theirs() {
+    run(
+        Backend::Sqlite,
+        deleting_a_user_removes_everything_of_theirs,
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn postgres_deleting_a_user_removes_everything_of_theirs() {
+    run(
+        Backend::Postgres,
+        deleting_a_user_removes_everything_of_theirs,
+    )
+    .await;
+}
+
+/// The identity tables hang off `users` with ON DELETE CASCADE: an account removed by
+/// hand (there is no API for it) leaves no session, token, secret or code behind.
+async fn deleting_a_user_removes_everything_of_theirs(db: &TestDatabase, store: &Store) {
+    store.migrate().await.unwrap();
+    // The id the raw SQL below names.
+    let gone = UserRecord {
+        id: "user-to-delete".to_owned(),
+        email: "gone@example.com".to_owned(),
+        password_hash: "hash".to_owned(),
+        status: UserStatus::Active,
+        created_at: at(0),
+        password_changed_at: at(0),
+        mfa_changed_at: None,
+    };
+    store.insert_user(&gone).await.unwrap();
+    let kept = new_user(store, "kept@example.com").await;
+    for user in [&gone.id, &kept.id] {
+        let session = new_session(store, user, at(0)).await;
+        store
+            .insert_refresh_token(&hash(&format!("t-{user}")), &session.id, at(0), at(1000))
+            .await
+            .unwrap();
+        store
+            .put_pending_totp(user, b"sealed", at(0))
+            .await
+            .unwrap();
+        store
+            .confirm_totp(user, 1, at(0), &[hash(&format!("rc-{user}"))])
+            .await
+            .unwrap();
+        store
+            .insert_mfa_challenge(&hash(&format!("c-{user}")), user, at(1000))
+            .await
+            .unwrap();
+    }
+    let gone_session = store.list_sessions(&gone.id, 10).await.unwrap()[0]
+        .id
+        .clone();
+
+    execute(db, "DELETE FROM users WHERE id = 'user-to-delete'").await;
+
+    assert_eq!(store.get_user(&gone.id).await.unwrap(), None);
+    assert_eq!(store.get_session(&gone_session).await.unwrap(), None);
+    assert!(store.list_sessions(&gone.id, 10).await.unwrap().is_empty());
+    assert_eq!(
+        store
+            .rotate_refresh_token(&hash(&format!("t-{}", gone.id)), &hash("n1"), at(1), at(2))
+            .await
+            .unwrap(),
+        RotateOutcome::Unknown
+    );
+    assert_eq!(store.get_totp(&gone.id).await.unwrap(), None);
+    assert_eq!(store.remaining_recovery_codes(&gone.id).await.unwrap(), 0);
+    assert_eq!(
+        store
+            .get_mfa_challenge(&hash(&format!("c-{}", gone.id)), at(1))
+            .await
+            .unwrap(),
+        None
+    );
+    // The other user keeps everything.
+    assert!(store.get_user(&kept.id).await.unwrap().is_some());
+    assert_eq!(store.list_sessions(&kept.id, 10).await.unwrap().len(), 1);
+    assert!(matches!(
+        store
+            .rotate_refresh_token(&hash(&format!("t-{}", kept.id)), &hash("n2"), at(1), at(2))
+            .await
+            .unwrap(),
+        RotateOutcome::Rotated { .. }
+    ));
+    assert!(store.get_totp(&kept.id).await.unwrap().is_some());
+    assert_eq!(store.remaining_recovery_codes(&kept.id).await.unwrap(), 1);
+    assert!(
+        store
+            .get_mfa_challenge(&hash(&format!("c-{}", kept.id)), at(1))
+            .await
+            .unwrap()
+            .is_some()
+    );
 }
