@@ -119,7 +119,8 @@ impl Catalog {
     /// pre-encoded instruments; `cursor` encodes the next-page symbol.
     pub fn list_json(&self, q: &InstrumentQuery, cursor: impl Fn(&Symbol) -> String) -> String {
         let page = self.list_entries(q);
-        let mut out = String::with_capacity(32 + page.items.iter().map(|e| e.json.len() + 1).sum::<usize>());
+        let mut out =
+            String::with_capacity(32 + page.items.iter().map(|e| e.json.len() + 1).sum::<usize>());
         out.push_str("{\"data\":[");
         for (i, e) in page.items.iter().enumerate() {
             if i > 0 {

@@ -4,6 +4,7 @@
 //! is the binary's job.
 
 pub mod admin;
+pub mod auth;
 pub mod catalog;
 pub mod error;
 pub mod json;
@@ -35,6 +36,8 @@ pub struct AppState {
     pub store: Store,
     /// Reference data, served from memory.
     pub catalog: catalog::Catalog,
+    /// Accounts, sessions, tokens and two-factor.
+    pub identity: bourse_identity::Identity,
 }
 
 /// Limits applied by the gateway middleware.
@@ -68,12 +71,41 @@ impl Default for HttpLimits {
         contact(name = "bourse API team", email = "api@bourse.dev"),
     ),
     servers((url = "/", description = "This server")),
+    modifiers(&PublicSecurity),
     tags(
+        (name = "auth", description = "Accounts, sessions, tokens, two-factor and step-up."),
         (name = "health", description = "Liveness and readiness probes."),
         (name = "instruments", description = "Reference data: the contracts that can be traded."),
     )
 )]
 struct ApiDoc;
+
+struct PublicSecurity;
+
+impl utoipa::Modify for PublicSecurity {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .bearer_format("JWT")
+                    .description(Some(
+                        "Access token from `POST /v1/auth/login` (or the OAuth token endpoint): a JWT \
+                         with `typ: at+jwt`, EdDSA, at most 10 minutes. Scopes (claim `scope`): `read` \
+                         (account data), `trade` (orders), `wallet` (funds). Sensitive actions also need \
+                         `acr=mfa` with `auth_time` within 300 s; otherwise they answer 401 \
+                         `insufficient_user_authentication` with `WWW-Authenticate: Bearer \
+                         error=\"insufficient_user_authentication\", acr_values=\"mfa\", max_age=300` \
+                         (RFC 9470): call `POST /v1/auth/step-up` and retry. Admin API keys are refused here.",
+                    ))
+                    .build(),
+            ),
+        );
+    }
+}
 
 fn public_parts() -> (Router<AppState>, utoipa::openapi::OpenApi) {
     OpenApiRouter::with_openapi(ApiDoc::openapi())
@@ -81,6 +113,22 @@ fn public_parts() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(routes::health::readyz))
         .routes(routes!(routes::instruments::list))
         .routes(routes!(routes::instruments::get))
+        .routes(routes!(routes::auth::register))
+        .routes(routes!(routes::auth::login))
+        .routes(routes!(routes::auth::login_mfa))
+        .routes(routes!(routes::auth::refresh))
+        .routes(routes!(routes::auth::logout))
+        .routes(routes!(routes::auth::me))
+        .routes(routes!(routes::auth::sessions))
+        .routes(routes!(routes::auth::revoke_session))
+        .routes(routes!(routes::auth::change_password))
+        .routes(routes!(
+            routes::auth::enrol_totp,
+            routes::auth::disable_totp
+        ))
+        .routes(routes!(routes::auth::confirm_totp))
+        .routes(routes!(routes::auth::step_up))
+        .routes(routes!(routes::auth::jwks))
         .split_for_parts()
 }
 
@@ -138,6 +186,14 @@ fn admin_parts() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(routes::health::healthz))
         .routes(routes!(routes::health::readyz))
         .routes(routes!(routes::admin_instruments::create))
+        .routes(routes!(
+            routes::admin_identity::list_keys,
+            routes::admin_identity::create_key
+        ))
+        .routes(routes!(routes::admin_identity::revoke_key))
+        .routes(routes!(routes::admin_identity::list_users))
+        .routes(routes!(routes::admin_identity::freeze_user))
+        .routes(routes!(routes::admin_identity::unfreeze_user))
         .split_for_parts()
 }
 
@@ -193,9 +249,22 @@ mod tests {
     #[tokio::test]
     async fn a_panicking_handler_is_a_500_problem_without_detail() {
         let store = Store::connect("sqlite::memory:").await.unwrap();
+        store.migrate().await.unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let keyring =
+            bourse_identity::load_or_create_keyring(&dir.path().join("mk"), None).unwrap();
+        let identity = bourse_identity::Identity::new(
+            store.clone(),
+            Default::default(),
+            std::sync::Arc::new(keyring),
+            time::OffsetDateTime::now_utc(),
+        )
+        .await
+        .unwrap();
         let state = AppState {
             store,
             catalog: catalog::Catalog::default(),
+            identity,
         };
         let app = with_gateway(
             Router::new().route("/boom", axum::routing::get(panics)),

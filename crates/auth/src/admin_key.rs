@@ -25,18 +25,50 @@ pub enum AdminScope {
     InstrumentsRead,
     /// Create instruments and change their status.
     InstrumentsWrite,
+    /// List users.
+    UsersRead,
+    /// Freeze and unfreeze users.
+    UsersWrite,
+    /// Credit deposits (money).
+    DepositsWrite,
+    /// Approve withdrawals (money).
+    WithdrawalsApprove,
+    /// Manage admin API keys.
+    KeysAdmin,
+    /// Read the audit trail.
+    AuditRead,
 }
 
 impl AdminScope {
     /// Every scope, for listings and validation.
-    pub const ALL: [AdminScope; 2] = [AdminScope::InstrumentsRead, AdminScope::InstrumentsWrite];
+    pub const ALL: [AdminScope; 8] = [
+        AdminScope::InstrumentsRead,
+        AdminScope::InstrumentsWrite,
+        AdminScope::UsersRead,
+        AdminScope::UsersWrite,
+        AdminScope::DepositsWrite,
+        AdminScope::WithdrawalsApprove,
+        AdminScope::KeysAdmin,
+        AdminScope::AuditRead,
+    ];
 
     /// Wire and storage form, e.g. `instruments:write`.
     pub fn as_str(self) -> &'static str {
         match self {
             Self::InstrumentsRead => "instruments:read",
             Self::InstrumentsWrite => "instruments:write",
+            Self::UsersRead => "users:read",
+            Self::UsersWrite => "users:write",
+            Self::DepositsWrite => "deposits:write",
+            Self::WithdrawalsApprove => "withdrawals:approve",
+            Self::KeysAdmin => "keys:admin",
+            Self::AuditRead => "audit:read",
         }
+    }
+
+    /// Scopes that move money.
+    pub fn moves_money(self) -> bool {
+        matches!(self, Self::DepositsWrite | Self::WithdrawalsApprove)
     }
 
     /// Parses [`AdminScope::as_str`].
@@ -52,6 +84,42 @@ impl fmt::Display for AdminScope {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())
     }
+}
+
+/// Why a set of scopes may not be granted together.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ScopeConflict {
+    /// Segregation of duties: whoever manages keys must not also move money.
+    #[error("`keys:admin` cannot be combined with money scopes ({0})")]
+    KeysWithMoney(&'static str),
+    /// A key may only grant scopes it holds itself.
+    #[error("the granting key lacks `{0}`")]
+    NotHeld(&'static str),
+    /// No scope at all.
+    #[error("at least one scope is required")]
+    Empty,
+}
+
+/// Checks segregation of duties for a new key's scopes and, when a key grants them
+/// (rather than the operator's CLI), that the granter holds every one.
+pub fn check_grant(
+    scopes: &[AdminScope],
+    granter: Option<&[AdminScope]>,
+) -> Result<(), ScopeConflict> {
+    if scopes.is_empty() {
+        return Err(ScopeConflict::Empty);
+    }
+    if scopes.contains(&AdminScope::KeysAdmin)
+        && let Some(money) = scopes.iter().find(|s| s.moves_money())
+    {
+        return Err(ScopeConflict::KeysWithMoney(money.as_str()));
+    }
+    if let Some(held) = granter
+        && let Some(missing) = scopes.iter().find(|s| !held.contains(s))
+    {
+        return Err(ScopeConflict::NotHeld(missing.as_str()));
+    }
+    Ok(())
 }
 
 /// A scope name that does not exist.
@@ -141,6 +209,22 @@ mod tests {
         ] {
             assert_eq!(hash_presented(s), None, "{s}");
         }
+    }
+
+    #[test]
+    fn segregation_of_duties() {
+        use AdminScope::*;
+        assert_eq!(
+            check_grant(&[KeysAdmin, DepositsWrite], None),
+            Err(ScopeConflict::KeysWithMoney("deposits:write"))
+        );
+        assert_eq!(check_grant(&[KeysAdmin, UsersRead], None), Ok(()));
+        assert_eq!(
+            check_grant(&[UsersWrite], Some(&[KeysAdmin, UsersRead])),
+            Err(ScopeConflict::NotHeld("users:write"))
+        );
+        assert_eq!(check_grant(&[], None), Err(ScopeConflict::Empty));
+        assert_eq!(check_grant(&[WithdrawalsApprove], None), Ok(()));
     }
 
     #[test]

@@ -29,6 +29,15 @@ pub struct Config {
     pub tls_cert: Option<PathBuf>,
     /// PEM private key (PKCS#8, SEC1 or PKCS#1); with `tls_cert`.
     pub tls_key: Option<PathBuf>,
+    /// Public base URL; the `iss` of access tokens.
+    pub public_url: String,
+    /// Master keys encrypting secrets at rest, `id:base64` per line, current first
+    /// (normally from `BOURSE_MASTER_KEY`). Unset: `master_key_file`.
+    #[serde(serialize_with = "ser_secret_opt")]
+    pub master_key: Option<SecretString>,
+    /// Master key file; created with a fresh key (mode 0600) when missing. Unset:
+    /// `data_dir/master.key`.
+    pub master_key_file: Option<PathBuf>,
     /// Logging.
     pub log: LogConfig,
     /// Transport and request limits.
@@ -87,6 +96,9 @@ impl Default for Config {
             database_url: None,
             tls_cert: None,
             tls_key: None,
+            public_url: "https://localhost:8443".into(),
+            master_key: None,
+            master_key_file: None,
             log: LogConfig {
                 level: "info".into(),
                 format: LogFormat::Json,
@@ -186,6 +198,9 @@ impl Config {
                 );
             }
         }
+        if !(self.public_url.starts_with("https://") && self.public_url.len() > 8) {
+            return bad("public_url", "must be an https:// URL");
+        }
         if self.public_addr == self.admin_addr && self.public_addr.port() != 0 {
             return bad("admin_addr", "must differ from public_addr");
         }
@@ -217,6 +232,13 @@ impl Config {
         Ok(self)
     }
 
+    /// The master key file in use.
+    pub fn effective_master_key_file(&self) -> PathBuf {
+        self.master_key_file
+            .clone()
+            .unwrap_or_else(|| self.data_dir.join("master.key"))
+    }
+
     /// The database URL to use: the configured one, or SQLite in the data folder.
     pub fn effective_database_url(&self) -> String {
         match &self.database_url {
@@ -232,6 +254,7 @@ impl Config {
             .database_url
             .as_ref()
             .map(|u| SecretString::from(redact_url(u.expose_secret())));
+        shown.master_key = self.master_key.as_ref().map(|_| SecretString::from("***"));
         toml::to_string_pretty(&shown).unwrap_or_else(|e| format!("# cannot render: {e}\n"))
     }
 }
@@ -270,7 +293,7 @@ fn describe(e: figment::Error) -> String {
                 .as_ref()
                 .map(|m| format!(" (from {})", m.name))
                 .unwrap_or_default();
-            let what = if key == "database_url" {
+            let what = if key == "database_url" || key == "master_key" {
                 "invalid value".to_owned()
             } else {
                 e.kind.to_string()

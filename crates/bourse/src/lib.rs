@@ -1,7 +1,6 @@
 //! The bourse binary as a library: configuration, TLS, listeners and wiring, so that
 //! tests can start exactly what `bourse serve` starts.
 
-pub mod admin_keys;
 pub mod config;
 pub mod server;
 pub mod tls;
@@ -94,6 +93,46 @@ async fn refresh_catalog(
     }
 }
 
+/// The identity service over `store`, with the master keyring from the config.
+pub async fn open_identity(
+    cfg: &Config,
+    store: &Store,
+) -> anyhow::Result<bourse_identity::Identity> {
+    let keyring = bourse_identity::load_or_create_keyring(
+        &cfg.effective_master_key_file(),
+        cfg.master_key.as_ref(),
+    )
+    .context("loading the master key")?;
+    let icfg = bourse_identity::IdentityConfig {
+        issuer: cfg.public_url.clone(),
+        ..Default::default()
+    };
+    bourse_identity::Identity::new(
+        store.clone(),
+        icfg,
+        std::sync::Arc::new(keyring),
+        time::OffsetDateTime::now_utc(),
+    )
+    .await
+    .context("loading signing keys")
+}
+
+async fn refresh_identity(identity: bourse_identity::Identity, mut stop: watch::Receiver<bool>) {
+    let mut tick = tokio::time::interval(CATALOG_REFRESH);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    tick.tick().await;
+    loop {
+        tokio::select! {
+            () = server::stopped(&mut stop) => return,
+            _ = tick.tick() => {
+                if let Err(e) = identity.refresh(time::OffsetDateTime::now_utc()).await {
+                    tracing::warn!(error = %e, "identity refresh failed");
+                }
+            }
+        }
+    }
+}
+
 /// Opens storage, seeds demo data on an empty embedded database, loads TLS and binds both
 /// listeners. Returns once they accept connections.
 pub async fn start(cfg: &Config) -> anyhow::Result<Running> {
@@ -119,9 +158,11 @@ pub async fn start(cfg: &Config) -> anyhow::Result<Running> {
         .reload(&store)
         .await
         .context("loading the instrument catalog")?;
+    let identity = open_identity(cfg, &store).await?;
     let state = AppState {
         store: store.clone(),
         catalog: catalog.clone(),
+        identity: identity.clone(),
     };
     let limits = HttpLimits {
         body_limit: cfg.http.body_limit_bytes,
@@ -146,6 +187,7 @@ pub async fn start(cfg: &Config) -> anyhow::Result<Running> {
     let (stop, rx) = watch::channel(false);
     let tasks = vec![
         tokio::spawn(refresh_catalog(catalog, store.clone(), rx.clone())),
+        tokio::spawn(refresh_identity(identity, rx.clone())),
         tokio::spawn(server::serve(
             "public",
             public,

@@ -55,8 +55,22 @@ enum Command {
         #[arg(long)]
         admin: bool,
     },
-    /// Manage admin API keys (internal use only; shown once at creation).
-    AdminKey {
+    /// Platform administration from the operator's shell.
+    Admin {
+        #[command(subcommand)]
+        command: AdminCommand,
+    },
+    /// Signing and master keys.
+    Keys {
+        #[command(subcommand)]
+        command: KeysCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum AdminCommand {
+    /// Admin API keys (internal use only; the secret is shown once at creation).
+    Keys {
         #[command(subcommand)]
         command: AdminKeyCommand,
     },
@@ -69,9 +83,15 @@ enum AdminKeyCommand {
         /// Who or what the key is for.
         #[arg(long)]
         name: String,
-        /// A scope to grant (repeat for several), e.g. `instruments:write`.
-        #[arg(long = "scope", required = true)]
+        /// Scopes to grant, comma-separated, e.g. `instruments:write,users:read`.
+        #[arg(long, value_delimiter = ',', required = true)]
         scopes: Vec<String>,
+        /// Expiry: RFC 3339 time, or a duration such as `30d`, `12h`, `90m`.
+        #[arg(long)]
+        expires: Option<String>,
+        /// Client network allowed to use the key (CIDR; repeat for several).
+        #[arg(long = "allow-ip")]
+        allow_ip: Vec<String>,
     },
     /// List keys (never their secrets).
     List,
@@ -80,6 +100,14 @@ enum AdminKeyCommand {
         /// The key id.
         id: String,
     },
+}
+
+#[derive(Debug, Subcommand)]
+enum KeysCommand {
+    /// Add a new JWT signing key; older keys keep verifying until their tokens expire.
+    Rotate,
+    /// Add a new master key and re-encrypt every stored secret under it.
+    RotateMaster,
 }
 
 #[derive(Debug, Subcommand)]
@@ -129,18 +157,32 @@ fn main() -> ExitCode {
             }
         },
         Command::Migrate => run(&cfg, migrate(&cfg)),
-        Command::AdminKey { command } => {
-            // Validate scopes before touching the database: a typo is a usage error.
-            if let AdminKeyCommand::Create { scopes, .. } = &command {
-                for s in scopes {
-                    if let Err(e) = bourse_auth::admin_key::AdminScope::parse(s) {
-                        eprintln!("bourse: key `scope`: {e}");
+        Command::Admin {
+            command: AdminCommand::Keys { command },
+        } => {
+            // Validate before touching the database: a typo is a usage error (exit 2).
+            if let AdminKeyCommand::Create {
+                scopes, expires, ..
+            } = &command
+            {
+                for sc in scopes {
+                    if let Err(e) = bourse_auth::admin_key::AdminScope::parse(sc) {
+                        eprintln!("bourse: key `scopes`: {e}");
                         return ExitCode::from(2);
                     }
                 }
+                if let Some(x) = expires
+                    && parse_expiry(x, time::OffsetDateTime::now_utc()).is_none()
+                {
+                    eprintln!(
+                        "bourse: key `expires`: use RFC 3339 or a duration like 30d, 12h, 90m"
+                    );
+                    return ExitCode::from(2);
+                }
             }
-            run(&cfg, admin_key(&cfg, command))
+            run(&cfg, admin_keys(&cfg, command))
         }
+        Command::Keys { command } => run(&cfg, keys(&cfg, command)),
         Command::Serve => run(&cfg, serve(&cfg)),
     }
 }
@@ -198,33 +240,60 @@ async fn migrate(cfg: &Config) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn admin_key(cfg: &Config, command: AdminKeyCommand) -> anyhow::Result<()> {
+/// `RFC 3339` or `<n>d|h|m` from now.
+fn parse_expiry(text: &str, now: time::OffsetDateTime) -> Option<time::OffsetDateTime> {
+    if let Ok(t) = time::OffsetDateTime::parse(text, &time::format_description::well_known::Rfc3339)
+    {
+        return Some(t);
+    }
+    let (n, unit) = text.split_at(text.len().checked_sub(1)?);
+    let n: i64 = n.parse().ok().filter(|n| *n > 0)?;
+    let d = match unit {
+        "d" => time::Duration::days(n),
+        "h" => time::Duration::hours(n),
+        "m" => time::Duration::minutes(n),
+        _ => return None,
+    };
+    now.checked_add(d)
+}
+
+async fn admin_keys(cfg: &Config, command: AdminKeyCommand) -> anyhow::Result<()> {
+    use secrecy::ExposeSecret;
     let store = bourse::open_store(cfg).await?;
     let now = time::OffsetDateTime::now_utc();
+    let show = |k: &bourse_store::AdminKeyRecord| {
+        serde_json::json!({
+            "id": k.id, "name": k.name, "hint": k.hint, "scopes": k.scopes,
+            "created_at": k.created_at.unix_timestamp(),
+            "expires_at": k.expires_at.map(|t| t.unix_timestamp()),
+            "allowed_cidrs": k.allowed_cidrs,
+            "last_used_at": k.last_used_at.map(|t| t.unix_timestamp()),
+            "revoked": k.revoked_at.is_some(),
+        })
+    };
     match command {
-        AdminKeyCommand::Create { name, scopes } => {
-            let (record, secret) = bourse::admin_keys::create(&store, &name, &scopes, now).await?;
-            println!(
-                "{}",
-                serde_json::json!({
-                    "id": record.id,
-                    "name": record.name,
-                    "scopes": record.scopes,
-                    "key": secret,
-                    "note": "store this key now; it is not shown again",
-                })
-            );
+        AdminKeyCommand::Create {
+            name,
+            scopes,
+            expires,
+            allow_ip,
+        } => {
+            let req = bourse_identity::admin_keys::NewKey {
+                name,
+                scopes,
+                expires_at: expires.as_deref().and_then(|x| parse_expiry(x, now)),
+                allowed_cidrs: allow_ip,
+            };
+            let (record, secret) =
+                bourse_identity::admin_keys::create(&store, &req, None, now).await?;
+            let mut v = show(&record);
+            v["key"] = serde_json::Value::String(secret.expose_secret().to_owned());
+            v["note"] = "store this key now; it is not shown again".into();
+            println!("{v}");
         }
         AdminKeyCommand::List => {
             for k in store.list_admin_keys().await? {
-                println!(
-                    "{}",
-                    serde_json::json!({
-                        "id": k.id, "name": k.name, "hint": k.hint, "scopes": k.scopes,
-                        "created_at": k.created_at.unix_timestamp(),
-                        "revoked": k.revoked_at.is_some(),
-                    })
-                );
+                println!("{}", show(&k));
             }
         }
         AdminKeyCommand::Revoke { id } => {
@@ -232,6 +301,42 @@ async fn admin_key(cfg: &Config, command: AdminKeyCommand) -> anyhow::Result<()>
                 anyhow::bail!("no active admin key with id {id}");
             }
             println!("revoked {id}");
+        }
+    }
+    store.close().await;
+    Ok(())
+}
+
+async fn keys(cfg: &Config, command: KeysCommand) -> anyhow::Result<()> {
+    let store = bourse::open_store(cfg).await?;
+    match command {
+        KeysCommand::Rotate => {
+            let identity = bourse::open_identity(cfg, &store).await?;
+            let kid = identity
+                .rotate_signing_key(time::OffsetDateTime::now_utc())
+                .await?;
+            println!("{}", serde_json::json!({ "signing_key": kid }));
+        }
+        KeysCommand::RotateMaster => {
+            if cfg.master_key.is_some() {
+                anyhow::bail!(
+                    "the master key comes from BOURSE_MASTER_KEY; rotate it where it is kept \
+                     (prepend a new `id:base64` line), then run this with master_key_file"
+                );
+            }
+            let path = cfg.effective_master_key_file();
+            // Make sure the file exists (first run) before rotating it.
+            bourse_identity::load_or_create_keyring(&path, None)?;
+            let (id, done) = bourse_identity::rotate_master_key(&path, &store).await?;
+            println!(
+                "{}",
+                serde_json::json!({
+                    "master_key": id,
+                    "totp_secrets_resealed": done.totp_secrets,
+                    "signing_keys_resealed": done.signing_keys,
+                    "note": "restart every bourse node to use the new master key",
+                })
+            );
         }
     }
     store.close().await;

@@ -371,6 +371,30 @@ impl Store {
         Ok(done == 1)
     }
 
+    /// Ids of sessions revoked at or after `since`, with when: access tokens live at most
+    /// ten minutes, so API nodes keep this short list as a deny list instead of reading
+    /// the session on every request.
+    pub async fn revoked_sessions_since(
+        &self,
+        since: OffsetDateTime,
+    ) -> Result<Vec<(String, i64)>, StoreError> {
+        match &self.pool {
+            Pool::Sqlite(p) => {
+                sqlx::query_as("SELECT id, revoked_at FROM sessions WHERE revoked_at >= ?1")
+                    .bind(unix(since))
+                    .fetch_all(p)
+                    .await
+            }
+            Pool::Postgres(p) => {
+                sqlx::query_as("SELECT id, revoked_at FROM sessions WHERE revoked_at >= $1")
+                    .bind(unix(since))
+                    .fetch_all(p)
+                    .await
+            }
+        }
+        .map_err(|e| db_error("revoked_sessions_since", e))
+    }
+
     /// Revokes every active session of `user_id` except the one with id `except`;
     /// returns how many were revoked.
     pub async fn revoke_all_sessions(

@@ -427,6 +427,35 @@ impl Store {
         Ok(done == 1)
     }
 
+    /// The stored forms of the user's unused recovery codes (the codes are salted, so
+    /// the caller finds the match and then calls [`Store::use_recovery_code`]).
+    pub async fn unused_recovery_code_hashes(
+        &self,
+        user_id: &str,
+    ) -> Result<Vec<String>, StoreError> {
+        match &self.pool {
+            Pool::Sqlite(p) => {
+                sqlx::query_scalar(
+                    "SELECT code_hash FROM recovery_codes WHERE user_id = ?1 AND used_at IS NULL \
+                     ORDER BY code_hash",
+                )
+                .bind(user_id)
+                .fetch_all(p)
+                .await
+            }
+            Pool::Postgres(p) => {
+                sqlx::query_scalar(
+                    "SELECT code_hash FROM recovery_codes WHERE user_id = $1 AND used_at IS NULL \
+                     ORDER BY code_hash",
+                )
+                .bind(user_id)
+                .fetch_all(p)
+                .await
+            }
+        }
+        .map_err(|e| db_error("unused_recovery_code_hashes", e))
+    }
+
     /// How many unused recovery codes the user has.
     pub async fn remaining_recovery_codes(&self, user_id: &str) -> Result<i64, StoreError> {
         match &self.pool {

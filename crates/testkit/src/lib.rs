@@ -121,12 +121,28 @@ impl TestApp {
 
     /// Creates an admin API key with these scopes and returns its secret.
     pub async fn admin_key(&self, scopes: &[&str]) -> String {
-        let scopes: Vec<String> = scopes.iter().map(|s| (*s).to_owned()).collect();
+        self.admin_key_with(scopes, None, &[]).await
+    }
+
+    /// Creates an admin API key with an expiry and an IP allowlist.
+    pub async fn admin_key_with(
+        &self,
+        scopes: &[&str],
+        expires_at: Option<time::OffsetDateTime>,
+        allowed_cidrs: &[&str],
+    ) -> String {
+        use secrecy::ExposeSecret;
+        let req = bourse_identity::admin_keys::NewKey {
+            name: "test".into(),
+            scopes: scopes.iter().map(|s| (*s).to_owned()).collect(),
+            expires_at,
+            allowed_cidrs: allowed_cidrs.iter().map(|s| (*s).to_owned()).collect(),
+        };
         let (_, secret) =
-            bourse::admin_keys::create(&self.running().store, "test", &scopes, time_now())
+            bourse_identity::admin_keys::create(&self.running().store, &req, None, time_now())
                 .await
                 .expect("admin key created");
-        secret
+        secret.expose_secret().to_owned()
     }
 
     /// Revokes the admin key whose secret is `secret`.

@@ -49,7 +49,10 @@ pub struct InstrumentPage {
 /// A 200 with a JSON body that was encoded ahead of time (see `catalog`).
 fn json_response(body: String) -> Response {
     (
-        [(header::CONTENT_TYPE, HeaderValue::from_static("application/json"))],
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        )],
         body,
     )
         .into_response()

@@ -180,11 +180,12 @@ async fn sigterm_drains_an_in_flight_slow_request() {
     let dir = tempfile::tempdir().unwrap();
     let (code, out, err) = run(bourse()
         .args([
-            "admin-key",
+            "admin",
+            "keys",
             "create",
             "--name",
             "drain-test",
-            "--scope",
+            "--scopes",
             "instruments:write",
             "--data-dir",
         ])

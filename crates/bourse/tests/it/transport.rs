@@ -116,14 +116,24 @@ async fn connections_beyond_the_limit_are_closed_at_once() {
     .unwrap();
     let addr = app.running().public_addr;
     let cfg = app.tls_client_config(&[&rustls::version::TLS13], &[b"http/1.1"]);
-    let a = handshake(&app, cfg.clone(), addr).await.expect("first fits");
-    let b = handshake(&app, cfg.clone(), addr).await.expect("second fits");
+    let a = handshake(&app, cfg.clone(), addr)
+        .await
+        .expect("first fits");
+    let b = handshake(&app, cfg.clone(), addr)
+        .await
+        .expect("second fits");
     // Give the server a moment to count both.
     tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    assert!(handshake(&app, cfg.clone(), addr).await.is_err(), "third is closed");
+    assert!(
+        handshake(&app, cfg.clone(), addr).await.is_err(),
+        "third is closed"
+    );
     drop(a);
     drop(b);
     tokio::time::sleep(std::time::Duration::from_millis(200)).await;
-    assert!(handshake(&app, cfg, addr).await.is_ok(), "slots are returned");
+    assert!(
+        handshake(&app, cfg, addr).await.is_ok(),
+        "slots are returned"
+    );
     app.shutdown().await;
 }
