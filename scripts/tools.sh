@@ -34,7 +34,12 @@ fi
 # Redocly CLI from npm into .tools (pinned).
 if [ ! -x "$tools/node_modules/.bin/redocly" ]; then
   echo "tools: npm install @redocly/cli"
-  npm install --silent --no-audit --no-fund --prefix "$tools" "@redocly/cli@1.34.5" >/dev/null
+  # stdin closed and a time bound: npm must never wait for an answer in CI.
+  if ! timeout 600 npm install --no-audit --no-fund --prefix "$tools" "@redocly/cli@1.34.5" \
+      </dev/null >"$tools/npm.log" 2>&1; then
+    cat "$tools/npm.log" >&2
+    exit 1
+  fi
 fi
 
 # cargo-audit from crates.io.
