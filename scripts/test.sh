@@ -19,7 +19,11 @@ step "cargo clippy"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 
 step "cargo test"
+rm -rf target/test-logs
 cargo test --workspace --locked
+
+step "log scan for planted secrets"
+scripts/scan-logs.sh target/test-logs
 
 step "OpenAPI lint"
 for spec in docs/openapi.json docs/openapi-admin.json; do

@@ -30,6 +30,8 @@ pub struct Running {
     pub fingerprint: String,
     /// The store, for tests that need to reach under the API.
     pub store: Store,
+    /// The identity service.
+    pub identity: bourse_identity::Identity,
     stop: watch::Sender<bool>,
     tasks: Vec<JoinHandle<()>>,
 }
@@ -187,7 +189,7 @@ pub async fn start(cfg: &Config) -> anyhow::Result<Running> {
     let (stop, rx) = watch::channel(false);
     let tasks = vec![
         tokio::spawn(refresh_catalog(catalog, store.clone(), rx.clone())),
-        tokio::spawn(refresh_identity(identity, rx.clone())),
+        tokio::spawn(refresh_identity(identity.clone(), rx.clone())),
         tokio::spawn(server::serve(
             "public",
             public,
@@ -212,6 +214,7 @@ pub async fn start(cfg: &Config) -> anyhow::Result<Running> {
         cert_pem,
         fingerprint: tls.fingerprint,
         store,
+        identity,
         stop,
         tasks,
     })

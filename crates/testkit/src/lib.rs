@@ -2,12 +2,67 @@
 //! `bourse serve` runs) on port 0 with a fresh database, and clients that talk real
 //! TLS 1.3 to it, trusting only the certificate it generated.
 
-use std::sync::Arc;
+use std::io::Write;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, OnceLock};
 
 use bourse::{Config, Running};
 use bourse_store::testing::TestDatabase;
 use rustls::pki_types::CertificateDer;
 use rustls::pki_types::pem::PemObject;
+
+/// Where test logs and canaries go: `<target>/test-logs`.
+pub fn test_log_dir() -> PathBuf {
+    std::env::current_exe()
+        .ok()
+        .and_then(|exe| {
+            exe.parent()?
+                .parent()?
+                .parent()
+                .map(|t| t.join("test-logs"))
+        })
+        .unwrap_or_else(|| std::env::temp_dir().join("bourse-test-logs"))
+}
+
+static LOG_INIT: OnceLock<()> = OnceLock::new();
+
+/// Sends every log line of this test process (JSON, debug level) to
+/// `<target>/test-logs/<binary>-<pid>.jsonl`, so that `scripts/scan-logs.sh` can look
+/// for planted secrets after the whole run.
+pub fn capture_logs() {
+    LOG_INIT.get_or_init(|| {
+        let dir = test_log_dir();
+        let _ = std::fs::create_dir_all(&dir);
+        let name = std::env::current_exe()
+            .ok()
+            .and_then(|e| e.file_stem().map(|s| s.to_string_lossy().into_owned()))
+            .unwrap_or_else(|| "test".into());
+        let Ok(file) = std::fs::File::create(dir.join(format!("{name}-{}.jsonl", std::process::id())))
+        else {
+            return;
+        };
+        let _ = tracing_subscriber::fmt()
+            .json()
+            .with_env_filter(tracing_subscriber::EnvFilter::new(
+                "debug,hyper=info,h2=info,rustls=info,tokio_rustls=info,reqwest=info,hyper_util=info",
+            ))
+            .with_writer(Mutex::new(file))
+            .try_init();
+    });
+}
+
+/// Records a secret that must never appear in any log line of the run.
+pub fn plant_canary(secret: &str) {
+    let dir = test_log_dir();
+    let _ = std::fs::create_dir_all(&dir);
+    if let Ok(mut f) = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(dir.join(format!("canaries-{}.txt", std::process::id())))
+    {
+        let _ = writeln!(f, "{secret}");
+    }
+}
 
 /// A running server with a private data folder and database.
 pub struct TestApp {
@@ -54,6 +109,7 @@ impl TestApp {
     /// for PostgreSQL when it is unreachable outside CI (the store's `TestDatabase`
     /// panics in CI instead).
     pub async fn spawn_with(db: Db, adjust: impl FnOnce(&mut Config)) -> Option<TestApp> {
+        capture_logs();
         bourse::tls::install_crypto_provider();
         let dir = tempfile::tempdir().expect("temp dir");
         let mut config = Config {
@@ -160,6 +216,31 @@ impl TestApp {
                 .await
                 .expect("revoked")
         );
+    }
+
+    /// The server's current JWT signing key as `(kid, PKCS#8 DER)`, read the way the
+    /// server reads it (decrypted with the master key file), for tests that forge tokens.
+    pub async fn signing_key(&self) -> (String, Vec<u8>) {
+        let keyring =
+            bourse_identity::load_or_create_keyring(&self.config.effective_master_key_file(), None)
+                .expect("master key");
+        let keys = self
+            .running()
+            .store
+            .list_signing_keys()
+            .await
+            .expect("keys");
+        let k = keys
+            .iter()
+            .find(|k| k.retired_at.is_none())
+            .expect("a current signing key");
+        let aad = bourse_auth::secretbox::Aad {
+            table: "signing_keys",
+            row_id: &k.kid,
+            column: "private_enc",
+        };
+        let der = bourse_auth::secretbox::open(&keyring, &k.private_enc, &aad).expect("decrypts");
+        (k.kid.clone(), der.to_vec())
     }
 
     /// Stops the server gracefully and drops its database.

@@ -4,6 +4,7 @@ mod browser;
 mod cli;
 mod errors;
 mod headers;
+mod identity;
 mod instruments;
 mod openapi;
 mod readiness;
