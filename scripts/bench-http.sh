@@ -36,4 +36,25 @@ for r in $(seq "$rounds"); do
 done
 ratio=$(python3 -c "print(round($best_api/$best_hello,3))")
 echo "http hello_rps=$best_hello instruments_rps=$best_api ratio=$ratio conns=$conns secs=$secs rounds=$rounds"
+
+# Authenticated vs public: GET /v1/auth/me (bearer JWT verified through the cache and
+# the revoked-session check; small JSON from the claims) vs the public
+# GET /v1/instruments/BTC-PERP (pre-encoded JSON), same run.
+api=https://127.0.0.1:18443
+pw="bench-$(date +%s%N)-passphrase"
+curl -sk -X POST "$api/v1/auth/register" -H 'content-type: application/json' \
+  -d "{\"email\":\"loadtest@example.com\",\"password\":\"$pw\"}" >/dev/null
+token=$(curl -sk -X POST "$api/v1/auth/login" -H 'content-type: application/json' \
+  -d "{\"email\":\"loadtest@example.com\",\"password\":\"$pw\"}" | python3 -c 'import json,sys; print(json.load(sys.stdin)["access_token"])')
+rps_auth() { wrk -t1 -c"$conns" -d"${secs}s" -H "Authorization: Bearer $token" "$1" | awk '/Requests\/sec/ {print $2}'; }
+best_pub=0; best_auth=0
+for r in $(seq "$rounds"); do
+  p=$(rps "$api/v1/instruments/BTC-PERP")
+  a=$(rps_auth "$api/v1/auth/me")
+  echo "round $r: public=$p authenticated=$a"
+  best_pub=$(python3 -c "print(max($best_pub,$p))")
+  best_auth=$(python3 -c "print(max($best_auth,$a))")
+done
+aratio=$(python3 -c "print(round($best_auth/$best_pub,3))")
+echo "http public_rps=$best_pub authenticated_rps=$best_auth ratio=$aratio"
 echo "machine: $(nproc) cores, $(lscpu | sed -n 's/^Model name: *//p'), $(date -u +%Y-%m-%dT%H:%MZ)"

@@ -217,14 +217,13 @@ async fn no_route() -> ApiError {
     ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such route")
 }
 
-/// The gateway layers, outermost first: request id, security headers, problem+json
-/// normalisation, panic catching, request timeout, body limit.
+/// The gateway layers, outermost first: request id with problem+json normalisation and
+/// security headers (one layer, see `request_id::layer`), panic catching, request
+/// timeout, body limit.
 fn with_gateway(router: Router<AppState>, limits: HttpLimits) -> Router<AppState> {
     router.fallback(no_route).layer(
         ServiceBuilder::new()
             .layer(axum::middleware::from_fn(request_id::layer))
-            .layer(axum::middleware::from_fn(middleware::security_headers))
-            .layer(axum::middleware::from_fn(middleware::problem_json))
             .layer(CatchPanicLayer::custom(middleware::panic_response))
             .layer(TimeoutLayer::with_status_code(
                 StatusCode::GATEWAY_TIMEOUT,

@@ -2,9 +2,7 @@
 //! framework produces, and the panic handler. Standard pieces (timeouts, body limits,
 //! concurrency) come from `tower-http`/`tower` and are composed in [`crate::router`].
 
-use axum::extract::Request;
 use axum::http::{HeaderValue, header};
-use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
 use crate::error::{ApiError, PROBLEM_JSON, code_for_status, detail_for_status};
@@ -15,8 +13,7 @@ pub const HTML_CSP: &str = "default-src 'self'; img-src 'self' data:; style-src 
 pub const API_CSP: &str = "default-src 'none'; frame-ancestors 'none'";
 
 /// Adds the security headers every response carries.
-pub async fn security_headers(req: Request, next: Next) -> Response {
-    let mut resp = next.run(req).await;
+pub fn security_headers(resp: &mut Response) {
     let is_html = resp
         .headers()
         .get(header::CONTENT_TYPE)
@@ -35,11 +32,11 @@ pub async fn security_headers(req: Request, next: Next) -> Response {
         header::REFERRER_POLICY,
         HeaderValue::from_static("no-referrer"),
     );
-    h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
-    h.insert(
-        "cross-origin-resource-policy",
-        HeaderValue::from_static("same-origin"),
-    );
+    if is_html {
+        // Legacy framing protection for browsers without CSP `frame-ancestors`; JSON is
+        // not rendered in frames and carries `frame-ancestors 'none'` anyway.
+        h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    }
     let csp = if is_html { HTML_CSP } else { API_CSP };
     h.insert(
         header::CONTENT_SECURITY_POLICY,
@@ -48,13 +45,12 @@ pub async fn security_headers(req: Request, next: Next) -> Response {
     if !h.contains_key(header::CACHE_CONTROL) {
         h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     }
-    resp
 }
 
 /// Turns any error response that is not already problem+json (axum's 404 and 405,
-/// tower-http's 413 and timeouts) into one, keeping headers such as `Allow`.
-pub async fn problem_json(req: Request, next: Next) -> Response {
-    let resp = next.run(req).await;
+/// tower-http's 413 and timeouts) into one, keeping headers such as `Allow`. Runs inside
+/// the request-id scope so that the problem names the request.
+pub fn problem_json(resp: Response) -> Response {
     let status = resp.status();
     let is_problem = resp
         .headers()

@@ -31,8 +31,11 @@ fn is_sane(id: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b':'))
 }
 
-/// Middleware: assigns the id, runs the request inside its task-local and tracing span,
-/// echoes the id on the response and writes one access-log line.
+/// The outermost gateway middleware, one layer for what would otherwise be three (each
+/// `from_fn` layer clones the inner service and boxes a future per request): assigns the
+/// request id, runs the request inside its task-local and tracing span, turns framework
+/// errors into problem+json, adds the security headers, echoes the id and writes one
+/// access-log line.
 pub async fn layer(req: Request, next: Next) -> Response {
     let id = req
         .headers()
@@ -51,8 +54,13 @@ pub async fn layer(req: Request, next: Next) -> Response {
     let span = tracing::info_span!("request", request_id = %id, method = %method);
     let started = std::time::Instant::now();
     let mut resp = REQUEST_ID
-        .scope(id.clone(), next.run(req).instrument(span.clone()))
+        .scope(
+            id.clone(),
+            async move { crate::middleware::problem_json(next.run(req).await) }
+                .instrument(span.clone()),
+        )
         .await;
+    crate::middleware::security_headers(&mut resp);
     let status = resp.status().as_u16();
     let code = resp
         .extensions()
