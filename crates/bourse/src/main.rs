@@ -183,12 +183,22 @@ fn main() -> ExitCode {
             run(&cfg, admin_keys(&cfg, command))
         }
         Command::Keys { command } => run(&cfg, keys(&cfg, command)),
-        Command::Serve => run(&cfg, serve(&cfg)),
+        Command::Serve => run_logging_to(&cfg, true, serve(&cfg)),
     }
 }
 
 fn run(cfg: &Config, fut: impl Future<Output = anyhow::Result<()>>) -> ExitCode {
-    init_logging(cfg);
+    run_logging_to(cfg, false, fut)
+}
+
+/// `serve` logs to stdout (the service's output); every other command logs to stderr so
+/// that what it prints on stdout stays machine-readable.
+fn run_logging_to(
+    cfg: &Config,
+    stdout: bool,
+    fut: impl Future<Output = anyhow::Result<()>>,
+) -> ExitCode {
+    init_logging(cfg, stdout);
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -208,12 +218,18 @@ fn run(cfg: &Config, fut: impl Future<Output = anyhow::Result<()>>) -> ExitCode 
     }
 }
 
-fn init_logging(cfg: &Config) {
+fn init_logging(cfg: &Config, stdout: bool) {
     let filter = tracing_subscriber::EnvFilter::try_new(&cfg.log.level)
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    use tracing_subscriber::fmt::writer::BoxMakeWriter;
+    let writer = if stdout {
+        BoxMakeWriter::new(std::io::stdout)
+    } else {
+        BoxMakeWriter::new(std::io::stderr)
+    };
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stdout);
+        .with_writer(writer);
     match cfg.log.format {
         LogFormat::Json => builder
             .json()

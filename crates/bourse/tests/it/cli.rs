@@ -269,3 +269,48 @@ async fn sigterm_drains_an_in_flight_slow_request() {
     };
     assert!(status.success(), "{status:?}");
 }
+
+#[test]
+fn signing_and_master_keys_rotate_from_the_cli() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().to_str().unwrap();
+    // First start of the identity service makes a master key and a signing key.
+    let (code, out, err) = run(bourse().args(["keys", "rotate", "--data-dir", data]));
+    assert_eq!(code, 0, "{err}");
+    let first: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
+    let (code, out, err) = run(bourse().args(["keys", "rotate", "--data-dir", data]));
+    assert_eq!(code, 0, "{err}");
+    let second: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
+    assert_ne!(first["signing_key"], second["signing_key"]);
+
+    let key_file = dir.path().join("master.key");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        assert_eq!(
+            std::fs::metadata(&key_file).unwrap().permissions().mode() & 0o077,
+            0
+        );
+    }
+    let before = std::fs::read_to_string(&key_file).unwrap();
+    assert_eq!(before.lines().count(), 1);
+    let (code, out, err) = run(bourse().args(["keys", "rotate-master", "--data-dir", data]));
+    assert_eq!(code, 0, "{err}");
+    let rotated: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
+    // Every signing key made so far (three) was re-encrypted under the new master key.
+    assert_eq!(rotated["signing_keys_resealed"], 3, "{rotated}");
+    let after = std::fs::read_to_string(&key_file).unwrap();
+    assert_eq!(
+        after.lines().count(),
+        2,
+        "the old key stays for blobs sealed meanwhile"
+    );
+    assert!(after.ends_with(&before));
+    assert!(
+        !out.contains(after.lines().next().unwrap().split(':').nth(1).unwrap()),
+        "no key material printed"
+    );
+    // The server still starts and serves with the rotated keys.
+    let s = serve(dir.path());
+    drop(s);
+}
