@@ -245,8 +245,12 @@ mod tests {
         panic!("secret detail that must not leak")
     }
 
-    #[tokio::test]
-    async fn a_panicking_handler_is_a_500_problem_without_detail() {
+    async fn slow() -> &'static str {
+        tokio::time::sleep(std::time::Duration::from_secs(5)).await;
+        "late"
+    }
+
+    async fn state() -> AppState {
         let store = Store::connect("sqlite::memory:").await.unwrap();
         store.migrate().await.unwrap();
         let dir = tempfile::tempdir().unwrap();
@@ -260,11 +264,42 @@ mod tests {
         )
         .await
         .unwrap();
-        let state = AppState {
+        AppState {
             store,
             catalog: catalog::Catalog::default(),
             identity,
+        }
+    }
+
+    #[tokio::test]
+    async fn a_slow_handler_is_cut_off_with_a_504_problem() {
+        let limits = HttpLimits {
+            request_timeout: std::time::Duration::from_millis(100),
+            ..HttpLimits::default()
         };
+        let app = with_gateway(
+            Router::new().route("/slow", axum::routing::get(slow)),
+            limits,
+        )
+        .with_state(state().await);
+        let started = std::time::Instant::now();
+        let resp = app
+            .oneshot(Request::get("/slow").body(Body::empty()).unwrap())
+            .await
+            .unwrap();
+        assert!(started.elapsed() < std::time::Duration::from_secs(2));
+        assert_eq!(resp.status(), StatusCode::GATEWAY_TIMEOUT);
+        assert_eq!(resp.headers()["content-type"], "application/problem+json");
+        let body = axum::body::to_bytes(resp.into_body(), 1 << 16)
+            .await
+            .unwrap();
+        let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(v["code"], "timeout");
+    }
+
+    #[tokio::test]
+    async fn a_panicking_handler_is_a_500_problem_without_detail() {
+        let state = state().await;
         let app = with_gateway(
             Router::new().route("/boom", axum::routing::get(panics)),
             HttpLimits::default(),

@@ -137,3 +137,41 @@ async fn connections_beyond_the_limit_are_closed_at_once() {
     );
     app.shutdown().await;
 }
+
+#[tokio::test]
+async fn a_client_trickling_headers_is_cut_off_while_others_are_served() {
+    let app = bourse_testkit::TestApp::spawn_with(bourse_testkit::Db::Sqlite, |c| {
+        c.http.header_read_timeout_secs = 1;
+    })
+    .await
+    .unwrap();
+    let addr = app.running().public_addr;
+    let cfg = app.tls_client_config(&[&rustls::version::TLS13], &[b"http/1.1"]);
+    let mut slow = handshake(&app, cfg, addr).await.unwrap();
+    slow.write_all(b"GET /healthz HTTP/1.1\r\nHost: localhost\r\n")
+        .await
+        .unwrap();
+    let started = std::time::Instant::now();
+    // Meanwhile a normal client is answered.
+    let r = app.client.get(app.url("/healthz")).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    let mut buf = Vec::new();
+    let _ = tokio::time::timeout(
+        std::time::Duration::from_secs(5),
+        slow.read_to_end(&mut buf),
+    )
+    .await
+    .expect("the slow client is cut off");
+    let waited = started.elapsed();
+    assert!(
+        waited >= std::time::Duration::from_millis(900),
+        "{waited:?}"
+    );
+    assert!(waited < std::time::Duration::from_secs(4), "{waited:?}");
+    let text = String::from_utf8_lossy(&buf);
+    assert!(
+        text.is_empty() || text.starts_with("HTTP/1.1 408"),
+        "{text}"
+    );
+    app.shutdown().await;
+}
