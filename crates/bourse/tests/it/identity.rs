@@ -65,6 +65,20 @@ async fn get(app: &TestApp, path: &str, token: &str) -> reqwest::Response {
         .unwrap()
 }
 
+/// The first login step's JSON answer.
+async fn login_json(app: &TestApp, email: &str, password: &str) -> Value {
+    post(
+        app,
+        "/v1/auth/login",
+        None,
+        json!({"email": email, "password": password}),
+    )
+    .await
+    .json()
+    .await
+    .unwrap()
+}
+
 struct User {
     email: String,
     password: String,
@@ -82,16 +96,7 @@ async fn register_and_login(app: &TestApp) -> User {
     )
     .await;
     assert_eq!(r.status(), 201);
-    let v: Value = post(
-        app,
-        "/v1/auth/login",
-        None,
-        json!({"email": email, "password": password}),
-    )
-    .await
-    .json()
-    .await
-    .unwrap();
+    let v: Value = login_json(app, &email, &password).await;
     assert_eq!(v["status"], "authenticated", "{v}");
     let (access, refresh) = (
         v["access_token"].as_str().unwrap().to_owned(),
@@ -568,16 +573,7 @@ both!(logout_revokes_the_session);
 async fn logout_revokes_the_session(app: TestApp) {
     let u = register_and_login(&app).await;
     let other = {
-        let v: Value = post(
-            &app,
-            "/v1/auth/login",
-            None,
-            json!({"email": u.email, "password": u.password}),
-        )
-        .await
-        .json()
-        .await
-        .unwrap();
+        let v: Value = login_json(&app, &u.email, &u.password).await;
         v["access_token"].as_str().unwrap().to_owned()
     };
     let r = post(&app, "/v1/auth/logout", Some(&u.access), json!(null)).await;
@@ -646,16 +642,7 @@ async fn totp_login_steps_windows_replay_and_lock(app: TestApp) {
     );
 
     // Login is now two steps.
-    let v: Value = post(
-        &app,
-        "/v1/auth/login",
-        None,
-        json!({"email": u.email, "password": u.password}),
-    )
-    .await
-    .json()
-    .await
-    .unwrap();
+    let v: Value = login_json(&app, &u.email, &u.password).await;
     assert_eq!(v["status"], "mfa_required", "{v}");
     assert!(v.get("access_token").is_none());
     let challenge = v["challenge"].as_str().unwrap().to_owned();
@@ -711,16 +698,7 @@ async fn totp_login_steps_windows_replay_and_lock(app: TestApp) {
     assert_problem(r, 401, "invalid_code").await;
 
     // Recovery code: works once.
-    let v: Value = post(
-        &app,
-        "/v1/auth/login",
-        None,
-        json!({"email": u.email, "password": u.password}),
-    )
-    .await
-    .json()
-    .await
-    .unwrap();
+    let v: Value = login_json(&app, &u.email, &u.password).await;
     let challenge = v["challenge"].as_str().unwrap().to_owned();
     let r = post(
         &app,
@@ -801,16 +779,7 @@ async fn sensitive_actions_need_a_fresh_second_factor(app: TestApp) {
         .await
         .unwrap();
     assert_problem(r, 401, "insufficient_user_authentication").await;
-    let v: Value = post(
-        &app,
-        "/v1/auth/login",
-        None,
-        json!({"email": u.email, "password": u.password}),
-    )
-    .await
-    .json()
-    .await
-    .unwrap();
+    let v: Value = login_json(&app, &u.email, &u.password).await;
     assert_eq!(
         v["status"], "mfa_required",
         "2FA still on, old password still valid"
@@ -883,16 +852,7 @@ async fn sensitive_actions_need_a_fresh_second_factor(app: TestApp) {
         .await
         .unwrap();
     assert_eq!(r.status(), 204);
-    let v: Value = post(
-        &app,
-        "/v1/auth/login",
-        None,
-        json!({"email": u.email, "password": new_pw}),
-    )
-    .await
-    .json()
-    .await
-    .unwrap();
+    let v: Value = login_json(&app, &u.email, &new_pw).await;
     assert_eq!(v["status"], "authenticated", "2FA off now");
     app.shutdown().await;
 }
@@ -900,16 +860,7 @@ async fn sensitive_actions_need_a_fresh_second_factor(app: TestApp) {
 /// Logs in again (second factor: a recovery code, so that the current TOTP step stays
 /// unused) and returns that session's id.
 async fn second_session(app: &TestApp, u: &User, recovery_code: &str) -> String {
-    let v: Value = post(
-        app,
-        "/v1/auth/login",
-        None,
-        json!({"email": u.email, "password": u.password}),
-    )
-    .await
-    .json()
-    .await
-    .unwrap();
+    let v: Value = login_json(app, &u.email, &u.password).await;
     let challenge = v["challenge"].as_str().unwrap();
     let r = post(
         app,
@@ -1282,16 +1233,7 @@ async fn frozen_users_lose_their_sessions_and_cannot_log_in(app: TestApp) {
         .await
         .unwrap();
     assert_eq!(r.status(), 204);
-    let v: Value = post(
-        &app,
-        "/v1/auth/login",
-        None,
-        json!({"email": u.email, "password": u.password}),
-    )
-    .await
-    .json()
-    .await
-    .unwrap();
+    let v: Value = login_json(&app, &u.email, &u.password).await;
     assert_eq!(v["status"], "authenticated");
     let r = app
         .client
