@@ -36,6 +36,7 @@ mod admin_keys;
 mod convert;
 mod database_url;
 mod error;
+mod idempotency;
 mod login_throttle;
 mod mfa_challenges;
 mod postgres;
@@ -51,6 +52,7 @@ mod users;
 
 pub use admin_keys::AdminKeyRecord;
 pub use database_url::redact as redact_database_url;
+pub use idempotency::IdempotencyStart;
 pub use login_throttle::{BackoffPolicy, LoginThrottle};
 pub use mfa_challenges::MfaChallenge;
 pub use purge::Purged;

@@ -51,6 +51,7 @@ macro_rules! on_both_backends {
 mod admin_keys;
 mod connect;
 mod fixtures;
+mod idempotency;
 mod instruments;
 mod login_throttle;
 mod mfa_challenges;
