@@ -7,6 +7,12 @@
 
 use std::convert::Infallible;
 
+/// mimalloc: a server allocating small, short-lived buffers per request runs measurably
+/// faster on it than on glibc malloc (see docs/benchmarks.md). The hello baseline of the
+/// HTTP benchmark uses it too, so the comparison stays fair.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use http_body_util::Full;
 use hyper::body::Bytes;
 use hyper_util::rt::{TokioExecutor, TokioIo};

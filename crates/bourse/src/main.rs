@@ -4,6 +4,12 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use bourse::config::{Config, LogFormat, Overrides};
+
+/// mimalloc: a server allocating small, short-lived buffers per request runs measurably
+/// faster on it than on glibc malloc (see docs/benchmarks.md). The hello baseline of the
+/// HTTP benchmark uses it too, so the comparison stays fair.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use clap::{Parser, Subcommand};
 
 #[derive(Debug, Parser)]
