@@ -95,24 +95,19 @@ impl Catalog {
 
     /// One instrument by symbol.
     pub fn get(&self, symbol: &Symbol) -> Option<Instrument> {
-        self.get_json(symbol).map(|(i, _)| i)
+        self.find(symbol, |e| e.instrument.clone())
     }
 
-    /// One instrument and its JSON encoding.
-    pub fn get_json(&self, symbol: &Symbol) -> Option<(Instrument, Arc<str>)> {
+    /// One instrument's JSON encoding.
+    pub fn get_json(&self, symbol: &Symbol) -> Option<Arc<str>> {
+        self.find(symbol, |e| e.json.clone())
+    }
+
+    fn find<T>(&self, symbol: &Symbol, f: impl FnOnce(&Entry) -> T) -> Option<T> {
         let all = self.current();
         all.binary_search_by(|e| e.instrument.symbol.cmp(symbol))
             .ok()
-            .map(|ix| (all[ix].instrument.clone(), all[ix].json.clone()))
-    }
-
-    /// A page in symbol order, with the same semantics as the store's listing.
-    pub fn list(&self, q: &InstrumentQuery) -> Page<Instrument, Symbol> {
-        let page = self.list_entries(q);
-        Page {
-            items: page.items.into_iter().map(|e| e.instrument).collect(),
-            next: page.next,
-        }
+            .map(|ix| f(&all[ix]))
     }
 
     /// A page as the JSON document `{"data":[…],"next_cursor":…}`, built from the
@@ -142,6 +137,7 @@ impl Catalog {
         out
     }
 
+    /// A page of entries in symbol order, with the same semantics as the store's listing.
     fn list_entries(&self, q: &InstrumentQuery) -> Page<Entry, Symbol> {
         let all = self.current();
         let start = match &q.after {

@@ -143,7 +143,7 @@ pub async fn get(
     state
         .catalog
         .get_json(&symbol)
-        .map(|(_, json)| json_response(json.to_string()))
+        .map(|json| json_response(json.to_string()))
         .ok_or_else(|| ApiError::not_found("instrument"))
 }
 
