@@ -25,6 +25,11 @@ cargo test --workspace --locked
 step "log scan for planted secrets"
 scripts/scan-logs.sh target/test-logs
 
+step "Postman: collections match the OpenAPI documents, scripted flow against a real server"
+scripts/postman.sh
+git diff --exit-code -- docs/postman || { echo "docs/postman is stale: run scripts/postman.sh" >&2; exit 1; }
+scripts/newman-flow.sh
+
 step "OpenAPI lint"
 for spec in docs/openapi.json docs/openapi-admin.json; do
   "$root/.tools/venv/bin/openapi-spec-validator" "$spec"
