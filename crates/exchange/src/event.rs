@@ -1,0 +1,396 @@
+//! What happened, in the past tense: the only output of the core.
+
+use std::fmt;
+
+use crate::types::{
+    AccountId, Asset, ClientOrderId, InstrumentStatus, Money, OrderId, Price, Quantity, Side,
+    Symbol, Timestamp, WithdrawalId,
+};
+
+/// One thing that happened, stamped with the time of the command that caused it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Event {
+    /// The command's `ts`.
+    pub ts: Timestamp,
+    /// What happened.
+    pub kind: EventKind,
+}
+
+/// Which side of a trade an account was on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Liquidity {
+    /// The resting order.
+    Maker,
+    /// The arriving order.
+    Taker,
+}
+
+/// Why a balance changed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum BalanceReason {
+    /// A deposit was credited.
+    Deposit,
+    /// Funds moved to a withdrawal hold.
+    WithdrawalHeld,
+    /// A held withdrawal was released back.
+    WithdrawalReleased,
+    /// Realised PnL of a linear position (perpetual or future) on a reducing trade.
+    RealisedPnl,
+    /// An option premium paid (buyer) or received (seller).
+    OptionPremium,
+    /// A trading fee paid, or collected by the fee account.
+    Fee,
+    /// A funding payment paid or received (the fee account receives rounding dust).
+    Funding,
+    /// Cash settlement at expiry.
+    Settlement,
+}
+
+/// Why an order (or its rest) was canceled.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum CancelReason {
+    /// Its owner asked.
+    Requested,
+    /// Its owner asked to cancel all.
+    CancelAll,
+    /// The unfilled rest of an IOC or market order.
+    Unfilled,
+    /// Self-trade prevention.
+    SelfTradePrevention,
+    /// A reduce-only order no longer had a position to reduce.
+    ReduceOnly,
+    /// The account was frozen.
+    AccountFrozen,
+    /// The instrument was settled.
+    InstrumentSettled,
+}
+
+impl CancelReason {
+    /// A stable machine-readable code.
+    pub fn code(self) -> &'static str {
+        match self {
+            CancelReason::Requested => "requested",
+            CancelReason::CancelAll => "cancel_all",
+            CancelReason::Unfilled => "unfilled",
+            CancelReason::SelfTradePrevention => "self_trade_prevention",
+            CancelReason::ReduceOnly => "reduce_only",
+            CancelReason::AccountFrozen => "account_frozen",
+            CancelReason::InstrumentSettled => "instrument_settled",
+        }
+    }
+}
+
+/// Why a command was refused. A refused command changes nothing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum RejectReason {
+    /// No account with this id (it is created by its first deposit).
+    UnknownAccount,
+    /// The fee account cannot trade, deposit or withdraw.
+    FeeAccount,
+    /// The account is frozen.
+    AccountFrozen,
+    /// The account is not frozen (unfreeze) or already is (freeze).
+    FreezeUnchanged,
+    /// No instrument with this symbol.
+    UnknownInstrument,
+    /// An instrument with this symbol already exists.
+    DuplicateInstrument,
+    /// The specification is invalid: tick value not an exact integer in range,
+    /// rates out of range, maintenance above initial, zero strike.
+    InvalidInstrumentSpec,
+    /// The instrument is halted.
+    InstrumentHalted,
+    /// The instrument has expired.
+    InstrumentExpired,
+    /// The status change is not allowed from the current status.
+    InvalidStatusTransition,
+    /// Not a perpetual (funding) or a perpetual (settlement).
+    WrongInstrumentKind,
+    /// Settlement before the instrument's expiry.
+    NotYetExpired,
+    /// The instrument has no mark price yet.
+    NoMarkPrice,
+    /// The instrument has no index price yet.
+    NoIndexPrice,
+    /// Zero, negative, or above the maximum.
+    InvalidAmount,
+    /// Outside `1..=MAX_PRICE` ticks.
+    InvalidPrice,
+    /// Outside `1..=Quantity::MAX` lots.
+    InvalidQuantity,
+    /// The funding rate is outside ±10^9 ppb (±100%).
+    InvalidFundingRate,
+    /// The account cannot spare the amount (available balance too low).
+    InsufficientFunds,
+    /// The account's available margin would not cover the initial margin.
+    InsufficientMargin,
+    /// A value the check computes would exceed `MAX_AMOUNT`.
+    Overflow,
+    /// A reduce-only order would not shrink the position (none, same side, or
+    /// already covered by other reduce-only orders).
+    ReduceOnlyWouldIncrease,
+    /// Another open order of the account has this client order id.
+    DuplicateClientOrderId,
+    /// No open order with this id belongs to the account.
+    UnknownOrder,
+    /// A withdrawal with this id already exists.
+    DuplicateWithdrawal,
+    /// No pending withdrawal with this id.
+    UnknownWithdrawal,
+    /// The matching engine refused the order.
+    Book(bourse_matching::RejectReason),
+}
+
+impl RejectReason {
+    /// A stable machine-readable code, e.g. for an API error body.
+    pub fn code(self) -> &'static str {
+        match self {
+            RejectReason::UnknownAccount => "unknown_account",
+            RejectReason::FeeAccount => "fee_account",
+            RejectReason::AccountFrozen => "account_frozen",
+            RejectReason::FreezeUnchanged => "freeze_unchanged",
+            RejectReason::UnknownInstrument => "unknown_instrument",
+            RejectReason::DuplicateInstrument => "duplicate_instrument",
+            RejectReason::InvalidInstrumentSpec => "invalid_instrument_spec",
+            RejectReason::InstrumentHalted => "instrument_halted",
+            RejectReason::InstrumentExpired => "instrument_expired",
+            RejectReason::InvalidStatusTransition => "invalid_status_transition",
+            RejectReason::WrongInstrumentKind => "wrong_instrument_kind",
+            RejectReason::NotYetExpired => "not_yet_expired",
+            RejectReason::NoMarkPrice => "no_mark_price",
+            RejectReason::NoIndexPrice => "no_index_price",
+            RejectReason::InvalidAmount => "invalid_amount",
+            RejectReason::InvalidPrice => "invalid_price",
+            RejectReason::InvalidQuantity => "invalid_quantity",
+            RejectReason::InvalidFundingRate => "invalid_funding_rate",
+            RejectReason::InsufficientFunds => "insufficient_funds",
+            RejectReason::InsufficientMargin => "insufficient_margin",
+            RejectReason::Overflow => "overflow",
+            RejectReason::ReduceOnlyWouldIncrease => "reduce_only_would_increase",
+            RejectReason::DuplicateClientOrderId => "duplicate_client_order_id",
+            RejectReason::UnknownOrder => "unknown_order",
+            RejectReason::DuplicateWithdrawal => "duplicate_withdrawal",
+            RejectReason::UnknownWithdrawal => "unknown_withdrawal",
+            RejectReason::Book(reason) => reason.code(),
+        }
+    }
+}
+
+impl fmt::Display for RejectReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.code())
+    }
+}
+
+/// What happened.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EventKind {
+    /// The command was refused and changed nothing.
+    Rejected {
+        /// The account the command named, if any.
+        account: Option<AccountId>,
+        /// The order the command named, if any.
+        order_id: Option<OrderId>,
+        /// The client order id of a refused new order.
+        client_order_id: Option<ClientOrderId>,
+        /// Why.
+        reason: RejectReason,
+    },
+    /// An instrument was listed.
+    InstrumentCreated {
+        /// Its symbol.
+        instrument: Symbol,
+    },
+    /// An instrument's status changed (halt, resume, expiry).
+    InstrumentStatusChanged {
+        /// Which.
+        instrument: Symbol,
+        /// Its new status.
+        status: InstrumentStatus,
+    },
+    /// A mark price was set.
+    MarkPriceSet {
+        /// Which instrument.
+        instrument: Symbol,
+        /// The new mark.
+        price: Price,
+    },
+    /// An index price was set.
+    IndexPriceSet {
+        /// Which instrument.
+        instrument: Symbol,
+        /// The new index.
+        price: Price,
+    },
+    /// An account was frozen.
+    AccountFrozen {
+        /// Whom.
+        account: AccountId,
+    },
+    /// An account's freeze was lifted.
+    AccountUnfrozen {
+        /// Whom.
+        account: AccountId,
+    },
+    /// A balance changed by `delta` micro-units.
+    BalanceChanged {
+        /// Whose.
+        account: AccountId,
+        /// Which asset.
+        asset: Asset,
+        /// The change.
+        delta: Money,
+        /// The balance after it.
+        balance: Money,
+        /// Why.
+        reason: BalanceReason,
+    },
+    /// Funds were put on hold for a withdrawal.
+    WithdrawalHeld {
+        /// Which withdrawal.
+        withdrawal: WithdrawalId,
+        /// Whose.
+        account: AccountId,
+        /// Which asset.
+        asset: Asset,
+        /// How much.
+        amount: Money,
+    },
+    /// Held funds left the exchange.
+    WithdrawalConfirmed {
+        /// Which withdrawal.
+        withdrawal: WithdrawalId,
+    },
+    /// Held funds went back to the balance.
+    WithdrawalReleased {
+        /// Which withdrawal.
+        withdrawal: WithdrawalId,
+    },
+    /// A new order passed every check and went to the book.
+    OrderAccepted {
+        /// The exchange's id for it.
+        order_id: OrderId,
+        /// Whose.
+        account: AccountId,
+        /// Which instrument.
+        instrument: Symbol,
+        /// The caller's id.
+        client_order_id: ClientOrderId,
+        /// Buy or sell.
+        side: Side,
+        /// Its limit; `None` for market.
+        price: Option<Price>,
+        /// Its quantity (after a reduce-only cap).
+        quantity: Quantity,
+        /// Reduce-only.
+        reduce_only: bool,
+    },
+    /// The unfilled part of an order rests on the book.
+    OrderRested {
+        /// Which.
+        order_id: OrderId,
+        /// At which price.
+        price: Price,
+        /// How much rests.
+        quantity: Quantity,
+    },
+    /// Two orders traded at the maker's price.
+    OrderTraded {
+        /// Which instrument.
+        instrument: Symbol,
+        /// The resting order.
+        maker_order_id: OrderId,
+        /// The arriving order.
+        taker_order_id: OrderId,
+        /// The resting order's account.
+        maker_account: AccountId,
+        /// The arriving order's account.
+        taker_account: AccountId,
+        /// Trade price.
+        price: Price,
+        /// Traded quantity.
+        quantity: Quantity,
+        /// The taker's side.
+        aggressor: Side,
+        /// What is left of the maker.
+        maker_leaves: Quantity,
+        /// What is left of the taker.
+        taker_leaves: Quantity,
+    },
+    /// An order (or its rest) was canceled.
+    OrderCanceled {
+        /// Which.
+        order_id: OrderId,
+        /// Whose.
+        account: AccountId,
+        /// The canceled quantity.
+        quantity: Quantity,
+        /// Why.
+        reason: CancelReason,
+    },
+    /// A resting order's price or quantity changed (by its owner, or by the
+    /// reduce-only cap).
+    OrderAmended {
+        /// Which.
+        order_id: OrderId,
+        /// Its price now.
+        price: Price,
+        /// Its open quantity now.
+        quantity: Quantity,
+        /// Whether it kept its queue position.
+        kept_priority: bool,
+    },
+    /// A good-till-time order expired.
+    OrderExpired {
+        /// Which.
+        order_id: OrderId,
+        /// Whose.
+        account: AccountId,
+        /// The open quantity it had.
+        quantity: Quantity,
+    },
+    /// A trading fee was charged (and credited to the fee account).
+    FeeCharged {
+        /// Who paid.
+        account: AccountId,
+        /// For which order.
+        order_id: OrderId,
+        /// Maker or taker.
+        liquidity: Liquidity,
+        /// How much, in micro-units of the settlement asset.
+        amount: Money,
+    },
+    /// A position changed.
+    PositionChanged {
+        /// Whose.
+        account: AccountId,
+        /// Which instrument.
+        instrument: Symbol,
+        /// Size now, in lots (positive long, negative short).
+        size: i128,
+        /// Cost basis now, in tick·lots (signed like `size`).
+        cost: i128,
+        /// Realised PnL so far, in micro-units.
+        realised_pnl: Money,
+    },
+    /// A funding payment was applied to every position of a perpetual.
+    FundingApplied {
+        /// Which perpetual.
+        instrument: Symbol,
+        /// The rate, ppb.
+        rate_ppb: i64,
+        /// The mark it was applied at.
+        mark: Price,
+        /// What longs paid in total (negative: received).
+        paid_by_longs: Money,
+        /// Rounding dust credited to the fee account.
+        dust: Money,
+    },
+    /// An instrument was settled in cash at `price`; its positions are closed.
+    InstrumentSettled {
+        /// Which.
+        instrument: Symbol,
+        /// The settlement (index) price.
+        price: Price,
+    },
+}

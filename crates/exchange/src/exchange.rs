@@ -1,0 +1,1776 @@
+//! The single-writer state machine: [`Exchange::apply`] takes a [`Command`] and
+//! returns the [`Event`]s it caused.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use bourse_matching::{self as matching, NewOrder, OrderBook, OrderType};
+
+use crate::command::{Command, OrderKind, PlaceOrder};
+use crate::event::{BalanceReason, CancelReason, Event, EventKind, Liquidity, RejectReason};
+use crate::hash::Fnv1a;
+use crate::margin::{self, Exposure, MarginParams};
+use crate::types::{
+    AccountId, Asset, ClientOrderId, FEE_ACCOUNT, InstrumentKind, InstrumentSpec, InstrumentStatus,
+    MAX_AMOUNT, MAX_PRICE, Money, OrderId, PPB, PPM, Price, Quantity, Side, StatusChange, Symbol,
+    TimeInForce, Timestamp, WithdrawalId,
+};
+
+/// One listed instrument: its spec, status, prices and book.
+#[derive(Debug, Clone)]
+pub(crate) struct Instrument {
+    pub(crate) spec: InstrumentSpec,
+    pub(crate) tick_value: Money,
+    pub(crate) status: InstrumentStatus,
+    pub(crate) mark: Option<Price>,
+    pub(crate) index: Option<Price>,
+    pub(crate) book: OrderBook,
+}
+
+impl Instrument {
+    /// The margin formulas' inputs. A missing mark or index counts as 0; no exposure
+    /// can exist before both that it needs are set (orders require them).
+    pub(crate) fn params(&self) -> MarginParams {
+        MarginParams {
+            kind: self.spec.kind,
+            tick_value: self.tick_value,
+            initial_margin_ppm: self.spec.initial_margin_ppm,
+            maintenance_margin_ppm: self.spec.maintenance_margin_ppm,
+            mark: i128::from(self.mark.map_or(0, |p| p.0)),
+            index: i128::from(self.index.map_or(0, |p| p.0)),
+        }
+    }
+}
+
+/// An order the exchange tracks from acceptance until it leaves the book.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct OpenOrder {
+    pub(crate) account: AccountId,
+    pub(crate) instrument: usize,
+    pub(crate) client_order_id: ClientOrderId,
+    pub(crate) side: Side,
+    /// The limit; `None` for market orders (which never rest).
+    pub(crate) price: Option<Price>,
+    /// Open quantity, lots.
+    pub(crate) leaves: u64,
+    /// True once on the book (counted in the exposure's resting totals).
+    pub(crate) resting: bool,
+    pub(crate) reduce_only: bool,
+}
+
+/// One account: balances, holds, positions and resting orders per instrument.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct Account {
+    pub(crate) balances: BTreeMap<Asset, Money>,
+    pub(crate) held: BTreeMap<Asset, Money>,
+    pub(crate) frozen: bool,
+    /// Keyed by instrument index.
+    pub(crate) exposures: BTreeMap<usize, Exposure>,
+    /// Client order ids of open orders.
+    pub(crate) client_ids: BTreeMap<ClientOrderId, OrderId>,
+    /// Open reduce-only orders, by instrument index.
+    pub(crate) reduce_only: BTreeSet<(usize, OrderId)>,
+}
+
+/// Where a withdrawal is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum WithdrawalState {
+    /// Funds are held.
+    Pending,
+    /// Funds left the exchange. Final.
+    Confirmed,
+    /// Funds went back to the balance. Final.
+    Released,
+}
+
+/// A withdrawal and where it is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Withdrawal {
+    /// Whose.
+    pub account: AccountId,
+    /// Which asset.
+    pub asset: Asset,
+    /// How much, micro-units.
+    pub amount: Money,
+    /// Pending, confirmed or released.
+    pub state: WithdrawalState,
+}
+
+/// The exchange core. One writer owns it; it reads no clock and does no I/O, so the
+/// same commands always give the same events and the same [`Exchange::state_hash`].
+///
+/// See the crate documentation for the accounting model and `docs/ARCHITECTURE.md`
+/// for the invariants.
+#[derive(Debug, Clone)]
+pub struct Exchange {
+    pub(crate) settlement: Asset,
+    pub(crate) instruments: Vec<Instrument>,
+    pub(crate) by_symbol: BTreeMap<Symbol, usize>,
+    pub(crate) accounts: BTreeMap<AccountId, Account>,
+    pub(crate) orders: BTreeMap<OrderId, OpenOrder>,
+    pub(crate) withdrawals: BTreeMap<WithdrawalId, Withdrawal>,
+    pub(crate) next_order_id: u64,
+    pub(crate) deposited: BTreeMap<Asset, Money>,
+    pub(crate) withdrawn: BTreeMap<Asset, Money>,
+    /// Scratch buffer for the books' events; empty between commands.
+    book_events: Vec<matching::Event>,
+}
+
+type Outcome = Result<(), RejectReason>;
+
+/// `Some(x)` if `x` is a valid amount of money: `1..=MAX_AMOUNT`.
+fn valid_amount(x: Money) -> bool {
+    (1..=MAX_AMOUNT).contains(&x)
+}
+
+fn valid_price(p: Price) -> bool {
+    (1..=MAX_PRICE.0).contains(&p.0)
+}
+
+fn valid_quantity(q: Quantity) -> bool {
+    (1..=Quantity::MAX.0).contains(&q.0)
+}
+
+fn signed(side: Side, qty: i128) -> i128 {
+    match side {
+        Side::Buy => qty,
+        Side::Sell => -qty,
+    }
+}
+
+/// Applies a trade of `qty` lots at `price` to a position and returns the realised
+/// PnL in tick·lots. Increasing adds `±qty·price` to the cost basis; reducing removes
+/// the closed share of the cost, `cost · closed / |size|` (truncated), and realises
+/// `±closed·price − removed`; a flip closes, then opens the rest at `price`. However
+/// the cost share rounds, `cash − cost·v` changes by exactly `−signed_qty·price·v`,
+/// which is what makes the books balance (see the crate doc).
+pub(crate) fn apply_trade(e: &mut Exposure, side: Side, qty: i128, price: i128) -> i128 {
+    let d = signed(side, qty);
+    if e.size == 0 || e.size.signum() == d.signum() {
+        e.size += d;
+        e.cost += d * price;
+        return 0;
+    }
+    let held = e.size.abs();
+    let close = qty.min(held);
+    let removed = e.cost * close / held;
+    let realised = e.size.signum() * close * price - removed;
+    e.cost -= removed;
+    e.size += d.signum() * close;
+    let open = qty - close;
+    if open > 0 {
+        e.size += d.signum() * open;
+        e.cost += d.signum() * open * price;
+    }
+    realised
+}
+
+/// Adds (`sign` = 1) or removes (`sign` = -1) a resting order's open quantity to or
+/// from its exposure's totals.
+fn count_resting(e: &mut Exposure, side: Side, price: Price, leaves: u64, sign: i128) {
+    let qty = sign * i128::from(leaves);
+    let notional = qty * i128::from(price.0);
+    match side {
+        Side::Buy => {
+            e.buy_qty += qty;
+            e.buy_notional += notional;
+        }
+        Side::Sell => {
+            e.sell_qty += qty;
+            e.sell_notional += notional;
+        }
+    }
+}
+
+impl Exchange {
+    /// An empty exchange whose instruments settle, and whose margin is counted, in
+    /// `settlement` (e.g. USDC). The fee account exists from the start.
+    pub fn new(settlement: Asset) -> Self {
+        let mut accounts = BTreeMap::new();
+        accounts.insert(FEE_ACCOUNT, Account::default());
+        Exchange {
+            settlement,
+            instruments: Vec::new(),
+            by_symbol: BTreeMap::new(),
+            accounts,
+            orders: BTreeMap::new(),
+            withdrawals: BTreeMap::new(),
+            next_order_id: 1,
+            deposited: BTreeMap::new(),
+            withdrawn: BTreeMap::new(),
+            book_events: Vec::new(),
+        }
+    }
+
+    /// The settlement (collateral) asset.
+    pub fn settlement_asset(&self) -> &Asset {
+        &self.settlement
+    }
+
+    /// Applies one command and returns its events.
+    pub fn apply(&mut self, command: &Command) -> Vec<Event> {
+        let mut out = Vec::new();
+        self.apply_into(command, &mut out);
+        out
+    }
+
+    /// Applies one command, appending its events to `out`. A rejected command
+    /// appends exactly one [`EventKind::Rejected`] and changes nothing.
+    pub fn apply_into(&mut self, command: &Command, out: &mut Vec<Event>) {
+        let ts = command.ts();
+        let start = out.len();
+        let result = match command {
+            Command::CreateInstrument { spec, .. } => self.create_instrument(spec, ts, out),
+            Command::SetInstrumentStatus {
+                instrument, change, ..
+            } => self.set_status(instrument, *change, ts, out),
+            Command::Deposit {
+                account,
+                asset,
+                amount,
+                ..
+            } => self.deposit(*account, asset, *amount, ts, out),
+            Command::Withdraw {
+                withdrawal,
+                account,
+                asset,
+                amount,
+                ..
+            } => self.withdraw(*withdrawal, *account, asset, *amount, ts, out),
+            Command::ConfirmWithdrawal { withdrawal, .. } => {
+                self.finish_withdrawal(*withdrawal, true, ts, out)
+            }
+            Command::ReleaseWithdrawal { withdrawal, .. } => {
+                self.finish_withdrawal(*withdrawal, false, ts, out)
+            }
+            Command::PlaceOrder(order) => self.place_order(order, out),
+            Command::CancelOrder {
+                account, order_id, ..
+            } => self.cancel_order(*account, *order_id, ts, out),
+            Command::CancelAll {
+                account,
+                instrument,
+                ..
+            } => self.cancel_all(*account, instrument.as_ref(), ts, out),
+            Command::AmendOrder {
+                account,
+                order_id,
+                price,
+                quantity,
+                ..
+            } => self.amend_order(*account, *order_id, *price, *quantity, ts, out),
+            Command::ExpireOrders { .. } => {
+                self.expire_orders(ts, out);
+                Ok(())
+            }
+            Command::SetMarkPrice {
+                instrument, price, ..
+            } => self.set_price(instrument, *price, true, ts, out),
+            Command::SetIndexPrice {
+                instrument, price, ..
+            } => self.set_price(instrument, *price, false, ts, out),
+            Command::ApplyFunding {
+                instrument,
+                rate_ppb,
+                ..
+            } => self.apply_funding(instrument, *rate_ppb, ts, out),
+            Command::SettleExpiry { instrument, .. } => self.settle_expiry(instrument, ts, out),
+            Command::FreezeAccount { account, .. } => self.freeze(*account, true, ts, out),
+            Command::UnfreezeAccount { account, .. } => self.freeze(*account, false, ts, out),
+        };
+        if let Err(reason) = result {
+            // Every handler checks before it changes anything, so nothing was
+            // emitted either; drop anything that was, to be safe.
+            out.truncate(start);
+            let (account, order_id, client_order_id) = match command {
+                Command::PlaceOrder(o) => (Some(o.account), None, Some(o.client_order_id.clone())),
+                Command::CancelOrder {
+                    account, order_id, ..
+                }
+                | Command::AmendOrder {
+                    account, order_id, ..
+                } => (Some(*account), Some(*order_id), None),
+                Command::Deposit { account, .. }
+                | Command::Withdraw { account, .. }
+                | Command::CancelAll { account, .. }
+                | Command::FreezeAccount { account, .. }
+                | Command::UnfreezeAccount { account, .. } => (Some(*account), None, None),
+                _ => (None, None, None),
+            };
+            out.push(Event {
+                ts,
+                kind: EventKind::Rejected {
+                    account,
+                    order_id,
+                    client_order_id,
+                    reason,
+                },
+            });
+        }
+    }
+
+    // ----- lookups -------------------------------------------------------------
+
+    pub(crate) fn instrument_index(&self, symbol: &Symbol) -> Result<usize, RejectReason> {
+        self.by_symbol
+            .get(symbol)
+            .copied()
+            .ok_or(RejectReason::UnknownInstrument)
+    }
+
+    fn tradable(&self, idx: usize) -> Outcome {
+        match self.instruments[idx].status {
+            InstrumentStatus::Active => Ok(()),
+            InstrumentStatus::Halted => Err(RejectReason::InstrumentHalted),
+            InstrumentStatus::Expired => Err(RejectReason::InstrumentExpired),
+        }
+    }
+
+    fn trading_account(&self, account: AccountId) -> Result<&Account, RejectReason> {
+        if account == FEE_ACCOUNT {
+            return Err(RejectReason::FeeAccount);
+        }
+        let acct = self
+            .accounts
+            .get(&account)
+            .ok_or(RejectReason::UnknownAccount)?;
+        if acct.frozen {
+            return Err(RejectReason::AccountFrozen);
+        }
+        Ok(acct)
+    }
+
+    /// Equity and initial margin of an account, scaled (ppm-micros), with its
+    /// settlement cash changed by `cash_delta_scaled` and, if given, one exposure
+    /// replaced. `None` on overflow.
+    fn margin_state(
+        &self,
+        account: &Account,
+        cash_delta_scaled: i128,
+        replace: Option<(usize, &Exposure)>,
+    ) -> Option<(i128, i128)> {
+        let cash = account.balances.get(&self.settlement).copied().unwrap_or(0);
+        let mut equity = cash.checked_mul(PPM)?.checked_add(cash_delta_scaled)?;
+        let mut im: i128 = 0;
+        let mut visit = |idx: usize, e: &Exposure| -> Option<()> {
+            let params = self.instruments[idx].params();
+            equity =
+                equity.checked_add(margin::equity_contribution(&params, e)?.checked_mul(PPM)?)?;
+            im = im.checked_add(margin::initial_margin_scaled(&params, e)?)?;
+            Some(())
+        };
+        for (&idx, e) in &account.exposures {
+            match replace {
+                Some((r, _)) if r == idx => {}
+                _ => visit(idx, e)?,
+            }
+        }
+        if let Some((idx, e)) = replace {
+            visit(idx, e)?;
+        }
+        Some((equity, im))
+    }
+
+    /// Fails unless equity covers initial margin in the given state.
+    fn require_margin(
+        &self,
+        account: &Account,
+        cash_delta_scaled: i128,
+        replace: Option<(usize, &Exposure)>,
+    ) -> Outcome {
+        let (equity, im) = self
+            .margin_state(account, cash_delta_scaled, replace)
+            .ok_or(RejectReason::Overflow)?;
+        if equity >= im {
+            Ok(())
+        } else {
+            Err(RejectReason::InsufficientMargin)
+        }
+    }
+
+    // ----- instruments and prices ---------------------------------------------------
+
+    fn create_instrument(
+        &mut self,
+        spec: &InstrumentSpec,
+        ts: Timestamp,
+        out: &mut Vec<Event>,
+    ) -> Outcome {
+        if self.by_symbol.contains_key(&spec.symbol) {
+            return Err(RejectReason::DuplicateInstrument);
+        }
+        let tick_value = spec
+            .tick_value()
+            .ok_or(RejectReason::InvalidInstrumentSpec)?;
+        let ppm = PPM as u32;
+        let rates_ok = spec.initial_margin_ppm <= ppm
+            && spec.maintenance_margin_ppm > 0
+            && spec.maintenance_margin_ppm <= spec.initial_margin_ppm
+            && spec.maker_fee_ppm <= 100_000
+            && spec.taker_fee_ppm <= 100_000;
+        let kind_ok = match spec.kind {
+            InstrumentKind::Perpetual | InstrumentKind::Future { .. } => true,
+            InstrumentKind::Option {
+                strike,
+                min_margin_ppm,
+                ..
+            } => valid_price(strike) && min_margin_ppm <= spec.initial_margin_ppm,
+        };
+        if !rates_ok || !kind_ok {
+            return Err(RejectReason::InvalidInstrumentSpec);
+        }
+        let idx = self.instruments.len();
+        self.instruments.push(Instrument {
+            spec: spec.clone(),
+            tick_value,
+            status: InstrumentStatus::Active,
+            mark: None,
+            index: None,
+            book: OrderBook::new(),
+        });
+        self.by_symbol.insert(spec.symbol.clone(), idx);
+        out.push(Event {
+            ts,
+            kind: EventKind::InstrumentCreated {
+                instrument: spec.symbol.clone(),
+            },
+        });
+        Ok(())
+    }
+
+    fn set_status(
+        &mut self,
+        symbol: &Symbol,
+        change: StatusChange,
+        ts: Timestamp,
+        out: &mut Vec<Event>,
+    ) -> Outcome {
+        let idx = self.instrument_index(symbol)?;
+        if change == StatusChange::Expire {
+            // Expiry only happens with settlement.
+            return Err(RejectReason::InvalidStatusTransition);
+        }
+        let status = self.instruments[idx]
+            .status
+            .transition(change)
+            .ok_or(RejectReason::InvalidStatusTransition)?;
+        self.instruments[idx].status = status;
+        out.push(Event {
+            ts,
+            kind: EventKind::InstrumentStatusChanged {
+                instrument: symbol.clone(),
+                status,
+            },
+        });
+        Ok(())
+    }
+
+    fn set_price(
+        &mut self,
+        symbol: &Symbol,
+        price: Price,
+        mark: bool,
+        ts: Timestamp,
+        out: &mut Vec<Event>,
+    ) -> Outcome {
+        let idx = self.instrument_index(symbol)?;
+        if self.instruments[idx].status == InstrumentStatus::Expired {
+            return Err(RejectReason::InstrumentExpired);
+        }
+        if !valid_price(price) {
+            return Err(RejectReason::InvalidPrice);
+        }
+        let inst = &mut self.instruments[idx];
+        let instrument = symbol.clone();
+        let kind = if mark {
+            inst.mark = Some(price);
+            EventKind::MarkPriceSet { instrument, price }
+        } else {
+            inst.index = Some(price);
+            EventKind::IndexPriceSet { instrument, price }
+        };
+        out.push(Event { ts, kind });
+        Ok(())
+    }
+
+    // ----- money in and out ---------------------------------------------------------
+
+    /// Adds `delta` to a balance and records it. Callers guarantee the result stays
+    /// within the documented bounds.
+    fn credit(
+        &mut self,
+        account: AccountId,
+        asset: &Asset,
+        delta: Money,
+        reason: BalanceReason,
+        ts: Timestamp,
+        out: &mut Vec<Event>,
+    ) {
+        if delta == 0 {
+            return;
+        }
+        let acct = self.accounts.entry(account).or_default();
+        let balance = acct.balances.entry(asset.clone()).or_insert(0);
+        *balance += delta;
+        let balance = *balance;
+        out.push(Event {
+            ts,
+            kind: EventKind::BalanceChanged {
+                account,
+                asset: asset.clone(),
+                delta,
+                balance,
+                reason,
+            },
+        });
+    }
+
+    fn deposit(
+        &mut self,
+        account: AccountId,
+        asset: &Asset,
+        amount: Money,
+        ts: Timestamp,
+        out: &mut Vec<Event>,
+    ) -> Outcome {
+        if account == FEE_ACCOUNT {
+            return Err(RejectReason::FeeAccount);
+        }
+        if !valid_amount(amount) {
+            return Err(RejectReason::InvalidAmount);
+        }
+        let current = self
+            .accounts
+            .get(&account)
+            .and_then(|a| a.balances.get(asset))
+            .copied()
+            .unwrap_or(0);
+        let total = self.deposited.get(asset).copied().unwrap_or(0);
+        if current.checked_add(amount).is_none_or(|b| b > MAX_AMOUNT)
+            || total
+                .checked_add(amount)
+                .is_none_or(|t| t > MAX_AMOUNT * 1024)
+        {
+            return Err(RejectReason::Overflow);
+        }
+        *self.deposited.entry(asset.clone()).or_insert(0) += amount;
+        self.credit(account, asset, amount, BalanceReason::Deposit, ts, out);
+        Ok(())
+    }
+
+    fn withdraw(
+        &mut self,
+        id: WithdrawalId,
+        account: AccountId,
+        asset: &Asset,
+        amount: Money,
+        ts: Timestamp,
+        out: &mut Vec<Event>,
+    ) -> Outcome {
+        let acct = self.trading_account(account)?;
+        if !valid_amount(amount) {
+            return Err(RejectReason::InvalidAmount);
+        }
+        if self.withdrawals.contains_key(&id) {
+            return Err(RejectReason::DuplicateWithdrawal);
+        }
+        let balance = acct.balances.get(asset).copied().unwrap_or(0);
+        if *asset == self.settlement {
+            // Available margin, not just cash: the withdrawal may not leave the
+            // account's positions and orders under-margined.
+            let (equity, im) = self
+                .margin_state(acct, 0, None)
+                .ok_or(RejectReason::Overflow)?;
+            let spare = equity - im;
+            if spare < amount * PPM || balance < amount {
+                return Err(RejectReason::InsufficientFunds);
+            }
+        } else if balance < amount {
+            return Err(RejectReason::InsufficientFunds);
+        }
+        self.credit(
+            account,
+            asset,
+            -amount,
+            BalanceReason::WithdrawalHeld,
+            ts,
+            out,
+        );
+        let acct = self.accounts.entry(account).or_default();
+        *acct.held.entry(asset.clone()).or_insert(0) += amount;
+        self.withdrawals.insert(
+            id,
+            Withdrawal {
+                account,
+                asset: asset.clone(),
+                amount,
+                state: WithdrawalState::Pending,
+            },
+        );
+        out.push(Event {
+            ts,
+            kind: EventKind::WithdrawalHeld {
+                withdrawal: id,
+                account,
+                asset: asset.clone(),
+                amount,
+            },
+        });
+        Ok(())
+    }
+
+    fn finish_withdrawal(
+        &mut self,
+        id: WithdrawalId,
+        confirm: bool,
+        ts: Timestamp,
+        out: &mut Vec<Event>,
+    ) -> Outcome {
+        let w = match self.withdrawals.get(&id) {
+            Some(w) if w.state == WithdrawalState::Pending => w.clone(),
+            _ => return Err(RejectReason::UnknownWithdrawal),
+        };
+        let acct = self.accounts.entry(w.account).or_default();
+        *acct.held.entry(w.asset.clone()).or_insert(0) -= w.amount;
+        let state = if confirm {
+            *self.withdrawn.entry(w.asset.clone()).or_insert(0) += w.amount;
+            out.push(Event {
+                ts,
+                kind: EventKind::WithdrawalConfirmed { withdrawal: id },
+            });
+            WithdrawalState::Confirmed
+        } else {
+            self.credit(
+                w.account,
+                &w.asset,
+                w.amount,
+                BalanceReason::WithdrawalReleased,
+                ts,
+                out,
+            );
+            out.push(Event {
+                ts,
+                kind: EventKind::WithdrawalReleased { withdrawal: id },
+            });
+            WithdrawalState::Released
+        };
+        if let Some(entry) = self.withdrawals.get_mut(&id) {
+            entry.state = state;
+        }
+        Ok(())
+    }
+
+    fn freeze(
+        &mut self,
+        account: AccountId,
+        freeze: bool,
+        ts: Timestamp,
+        out: &mut Vec<Event>,
+    ) -> Outcome {
+        if account == FEE_ACCOUNT {
+            return Err(RejectReason::FeeAccount);
+        }
+        let acct = self
+            .accounts
+            .get_mut(&account)
+            .ok_or(RejectReason::UnknownAccount)?;
+        if acct.frozen == freeze {
+            return Err(RejectReason::FreezeUnchanged);
+        }
+        acct.frozen = freeze;
+        if freeze {
+            out.push(Event {
+                ts,
+                kind: EventKind::AccountFrozen { account },
+            });
+            let instruments: Vec<usize> = acct.exposures.keys().copied().collect();
+            for idx in instruments {
+                self.book_cancel_all(idx, account, CancelReason::AccountFrozen, ts, out);
+            }
+        } else {
+            out.push(Event {
+                ts,
+                kind: EventKind::AccountUnfrozen { account },
+            });
+        }
+        Ok(())
+    }
+
+    // ----- orders ---------------------------------------------------------------------
+
+    /// The worst price a market order of `qty` lots on `side` could trade at now:
+    /// walking the other side from the best level and skipping the account's own
+    /// orders (self-trade prevention never trades them). `None` if nothing could
+    /// trade.
+    fn market_worst_price(
+        &self,
+        idx: usize,
+        account: AccountId,
+        side: Side,
+        qty: u64,
+    ) -> Option<Price> {
+        let book = &self.instruments[idx].book;
+        let opposite = side.opposite();
+        let mut own: BTreeMap<Price, u64> = BTreeMap::new();
+        for o in book.open_orders(account).filter(|o| o.side == opposite) {
+            *own.entry(o.price).or_insert(0) += o.leaves.0;
+        }
+        let mut levels = Vec::new();
+        book.depth_into(opposite, usize::MAX, &mut levels);
+        let mut need = qty;
+        let mut worst = None;
+        for level in levels {
+            let others = level
+                .quantity
+                .0
+                .saturating_sub(own.get(&level.price).copied().unwrap_or(0));
+            if others == 0 {
+                continue;
+            }
+            worst = Some(level.price);
+            if others >= need {
+                break;
+            }
+            need -= others;
+        }
+        worst
+    }
+
+    /// How many lots a reduce-only order on `side` may still have, given the position
+    /// and the account's other open reduce-only orders on that side (excluding `skip`).
+    fn reduce_only_room(
+        &self,
+        acct: &Account,
+        idx: usize,
+        side: Side,
+        skip: Option<OrderId>,
+    ) -> u64 {
+        let size = acct.exposures.get(&idx).map_or(0, |e| e.size);
+        let reduces = match side {
+            Side::Buy => size < 0,
+            Side::Sell => size > 0,
+        };
+        if !reduces {
+            return 0;
+        }
+        let committed: u64 = acct
+            .reduce_only
+            .range((idx, OrderId(0))..=(idx, OrderId(u64::MAX)))
+            .filter(|(_, id)| Some(*id) != skip)
+            .filter_map(|(_, id)| self.orders.get(id))
+            .filter(|o| o.side == side)
+            .map(|o| o.leaves)
+            .sum();
+        u64::try_from(size.unsigned_abs())
+            .unwrap_or(u64::MAX)
+            .saturating_sub(committed)
+    }
+
+    fn place_order(&mut self, order: &PlaceOrder, out: &mut Vec<Event>) -> Outcome {
+        let ts = order.ts;
+        let acct = self.trading_account(order.account)?;
+        let idx = self.instrument_index(&order.instrument)?;
+        self.tradable(idx)?;
+        if !valid_quantity(order.quantity) {
+            return Err(RejectReason::InvalidQuantity);
+        }
+        let limit = match order.kind {
+            OrderKind::Limit { price } if !valid_price(price) => {
+                return Err(RejectReason::InvalidPrice);
+            }
+            OrderKind::Limit { price } => Some(price),
+            OrderKind::Market => None,
+        };
+        if acct.client_ids.contains_key(&order.client_order_id) {
+            return Err(RejectReason::DuplicateClientOrderId);
+        }
+        let mut qty = order.quantity.0;
+        if order.reduce_only {
+            let room = self.reduce_only_room(acct, idx, order.side, None);
+            if room == 0 {
+                return Err(RejectReason::ReduceOnlyWouldIncrease);
+            }
+            qty = qty.min(room);
+        }
+        let inst = &self.instruments[idx];
+        let mark = inst.mark.ok_or(RejectReason::NoMarkPrice)?;
+        if !inst.spec.kind.is_linear() && inst.index.is_none() {
+            return Err(RejectReason::NoIndexPrice);
+        }
+        let can_rest = limit.is_some()
+            && matches!(order.time_in_force, TimeInForce::Gtc | TimeInForce::Gtt(_));
+        // The worst price the order can trade at: its limit, or for a market order
+        // the deepest level it could reach now.
+        let worst = match limit {
+            Some(price) => price,
+            None => self
+                .market_worst_price(idx, order.account, order.side, qty)
+                .unwrap_or(mark),
+        };
+        let ends = if order.post_only {
+            // A post-only order never trades on arrival; it can only rest whole.
+            CheckEnds::RestOnly
+        } else if can_rest {
+            CheckEnds::RestAndFill
+        } else if order.time_in_force == TimeInForce::Fok {
+            CheckEnds::FillOnly
+        } else {
+            CheckEnds::NowAndFill
+        };
+        self.pre_trade_check(acct, idx, order.side, qty, worst, ends)?;
+
+        // Every check passed: the book decides the rest.
+        let order_id = OrderId(self.next_order_id);
+        let new_order = NewOrder {
+            id: order_id,
+            account: order.account,
+            side: order.side,
+            order_type: match limit {
+                Some(price) => OrderType::Limit(price),
+                None => OrderType::Market,
+            },
+            quantity: Quantity(qty),
+            time_in_force: order.time_in_force,
+            post_only: order.post_only,
+            self_trade_prevention: order.self_trade_prevention,
+        };
+        let mut book_events = std::mem::take(&mut self.book_events);
+        book_events.clear();
+        self.instruments[idx]
+            .book
+            .submit(&new_order, &mut book_events);
+        if let Some(matching::Event::Rejected { reason, .. }) = book_events.first() {
+            let reason = *reason;
+            book_events.clear();
+            self.book_events = book_events;
+            return Err(RejectReason::Book(reason));
+        }
+        self.next_order_id += 1;
+        let pending = PendingOrder {
+            id: order_id,
+            client_order_id: order.client_order_id.clone(),
+            reduce_only: order.reduce_only,
+        };
+        self.absorb(idx, &book_events, Some(&pending), None, ts, out);
+        book_events.clear();
+        self.book_events = book_events;
+        Ok(())
+    }
+
+    /// The pre-trade margin check. Equity is linear and initial margin convex in how
+    /// much of the order fills (see `margin`), so available margin is concave in it
+    /// and checking the two ends covers every partial fill: nothing filled (the order
+    /// rests whole, or for an order that cannot rest the account as it is) and all
+    /// filled at the worst price with the taker fee. A fill at a better price only
+    /// raises equity and leaves the margin unchanged. Fill-or-kill orders fill
+    /// completely or not at all, so only the filled end is checked; post-only orders
+    /// never fill on arrival, so only the resting end is.
+    fn pre_trade_check(
+        &self,
+        acct: &Account,
+        idx: usize,
+        side: Side,
+        qty: u64,
+        worst: Price,
+        ends: CheckEnds,
+    ) -> Outcome {
+        let inst = &self.instruments[idx];
+        let base = acct.exposures.get(&idx).copied().unwrap_or_default();
+        let q = i128::from(qty);
+        let p = i128::from(worst.0);
+        let notional_ticks = q.checked_mul(p).ok_or(RejectReason::Overflow)?;
+        let notional = notional_ticks
+            .checked_mul(inst.tick_value)
+            .filter(|n| *n <= MAX_AMOUNT)
+            .ok_or(RejectReason::Overflow)?;
+        // Nothing filled. An option buyer must also be able to fund the premium up
+        // front, as if the order rested (a long option needs no margin afterwards, but
+        // its own value must not pay for it).
+        let option_buy = !inst.spec.kind.is_linear() && side == Side::Buy;
+        match ends {
+            _ if option_buy => {
+                let mut resting = base;
+                count_resting(&mut resting, side, worst, qty, 1);
+                self.require_margin(acct, 0, Some((idx, &resting)))?;
+            }
+            CheckEnds::RestOnly | CheckEnds::RestAndFill => {
+                let mut resting = base;
+                count_resting(&mut resting, side, worst, qty, 1);
+                self.require_margin(acct, 0, Some((idx, &resting)))?;
+            }
+            CheckEnds::NowAndFill => self.require_margin(acct, 0, None)?,
+            CheckEnds::FillOnly => {}
+        }
+        if ends == CheckEnds::RestOnly {
+            return Ok(());
+        }
+        // All filled at the worst price.
+        let mut filled = base;
+        let realised = apply_trade(&mut filled, side, q, p);
+        let fee_scaled = notional * i128::from(inst.spec.taker_fee_ppm);
+        let cash_scaled = if inst.spec.kind.is_linear() {
+            realised * inst.tick_value * PPM
+        } else {
+            -signed(side, notional) * PPM
+        };
+        self.require_margin(acct, cash_scaled - fee_scaled, Some((idx, &filled)))
+    }
+
+    fn owned_order(
+        &self,
+        account: AccountId,
+        order_id: OrderId,
+    ) -> Result<&OpenOrder, RejectReason> {
+        match self.orders.get(&order_id) {
+            Some(o) if o.account == account && o.resting => Ok(o),
+            _ => Err(RejectReason::UnknownOrder),
+        }
+    }
+
+    fn cancel_order(
+        &mut self,
+        account: AccountId,
+        order_id: OrderId,
+        ts: Timestamp,
+        out: &mut Vec<Event>,
+    ) -> Outcome {
+        let idx = self.owned_order(account, order_id)?.instrument;
+        self.book_command(
+            idx,
+            &matching::Command::Cancel { order_id },
+            CancelReason::Requested,
+            ts,
+            out,
+        )
+    }
+
+    fn cancel_all(
+        &mut self,
+        account: AccountId,
+        symbol: Option<&Symbol>,
+        ts: Timestamp,
+        out: &mut Vec<Event>,
+    ) -> Outcome {
+        let acct = self
+            .accounts
+            .get(&account)
+            .ok_or(RejectReason::UnknownAccount)?;
+        let instruments: Vec<usize> = match symbol {
+            Some(symbol) => vec![self.instrument_index(symbol)?],
+            None => acct.exposures.keys().copied().collect(),
+        };
+        for idx in instruments {
+            self.book_cancel_all(idx, account, CancelReason::CancelAll, ts, out);
+        }
+        Ok(())
+    }
+
+    fn book_cancel_all(
+        &mut self,
+        idx: usize,
+        account: AccountId,
+        reason: CancelReason,
+        ts: Timestamp,
+        out: &mut Vec<Event>,
+    ) {
+        let command = matching::Command::CancelAll {
+            account,
+            side: None,
+        };
+        // Cancel-all never rejects.
+        let _ = self.book_command(idx, &command, reason, ts, out);
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn amend_order(
+        &mut self,
+        account: AccountId,
+        order_id: OrderId,
+        price: Option<Price>,
+        quantity: Option<Quantity>,
+        ts: Timestamp,
+        out: &mut Vec<Event>,
+    ) -> Outcome {
+        let acct = self.trading_account(account)?;
+        let order = self.owned_order(account, order_id)?;
+        let idx = order.instrument;
+        self.tradable(idx)?;
+        if price.is_some_and(|p| !valid_price(p)) {
+            return Err(RejectReason::InvalidPrice);
+        }
+        if quantity.is_some_and(|q| !valid_quantity(q)) {
+            return Err(RejectReason::InvalidQuantity);
+        }
+        let old_price = order.price.ok_or(RejectReason::UnknownOrder)?;
+        let new_price = price.unwrap_or(old_price);
+        let new_leaves = quantity.map_or(order.leaves, |q| q.0);
+        if order.reduce_only
+            && new_leaves > self.reduce_only_room(acct, idx, order.side, Some(order_id))
+        {
+            return Err(RejectReason::ReduceOnlyWouldIncrease);
+        }
+        if new_price != old_price || new_leaves > order.leaves {
+            let mut e = acct.exposures.get(&idx).copied().unwrap_or_default();
+            count_resting(&mut e, order.side, old_price, order.leaves, -1);
+            count_resting(&mut e, order.side, new_price, new_leaves, 1);
+            self.require_margin(acct, 0, Some((idx, &e)))?;
+        }
+        let command = matching::Command::Amend {
+            order_id,
+            price,
+            quantity,
+        };
+        self.book_command(idx, &command, CancelReason::Requested, ts, out)
+    }
+
+    fn expire_orders(&mut self, ts: Timestamp, out: &mut Vec<Event>) {
+        for idx in 0..self.instruments.len() {
+            let _ = self.book_command(
+                idx,
+                &matching::Command::Expire {
+                    now: bourse_matching::Timestamp(ts.0),
+                },
+                CancelReason::Requested,
+                ts,
+                out,
+            );
+        }
+    }
+
+    /// Sends a cancel, cancel-all, amend or expire to a book and absorbs its events;
+    /// cancels are reported with `cancel_reason`.
+    fn book_command(
+        &mut self,
+        idx: usize,
+        command: &matching::Command,
+        cancel_reason: CancelReason,
+        ts: Timestamp,
+        out: &mut Vec<Event>,
+    ) -> Outcome {
+        let mut book_events = std::mem::take(&mut self.book_events);
+        book_events.clear();
+        self.instruments[idx].book.apply(command, &mut book_events);
+        let result = match book_events.first() {
+            Some(matching::Event::Rejected { reason, .. }) => Err(RejectReason::Book(*reason)),
+            _ => {
+                self.absorb(idx, &book_events, None, Some(cancel_reason), ts, out);
+                Ok(())
+            }
+        };
+        book_events.clear();
+        self.book_events = book_events;
+        result
+    }
+
+    /// Turns one book command's events into state changes and exchange events, then
+    /// caps the reduce-only orders of every account whose position changed.
+    fn absorb(
+        &mut self,
+        idx: usize,
+        book_events: &[matching::Event],
+        taker: Option<&PendingOrder>,
+        cancel_reason: Option<CancelReason>,
+        ts: Timestamp,
+        out: &mut Vec<Event>,
+    ) {
+        let mut touched: BTreeSet<AccountId> = BTreeSet::new();
+        for event in book_events {
+            match *event {
+                matching::Event::Accepted {
+                    order_id,
+                    account,
+                    side,
+                    price,
+                    quantity,
+                } => {
+                    let Some(taker) = taker else { continue };
+                    self.orders.insert(
+                        order_id,
+                        OpenOrder {
+                            account,
+                            instrument: idx,
+                            client_order_id: taker.client_order_id.clone(),
+                            side,
+                            price,
+                            leaves: quantity.0,
+                            resting: false,
+                            reduce_only: taker.reduce_only,
+                        },
+                    );
+                    let acct = self.accounts.entry(account).or_default();
+                    acct.client_ids
+                        .insert(taker.client_order_id.clone(), order_id);
+                    if taker.reduce_only {
+                        acct.reduce_only.insert((idx, order_id));
+                    }
+                    acct.exposures.entry(idx).or_default();
+                    out.push(Event {
+                        ts,
+                        kind: EventKind::OrderAccepted {
+                            order_id,
+                            account,
+                            instrument: self.instruments[idx].spec.symbol.clone(),
+                            client_order_id: taker.client_order_id.clone(),
+                            side,
+                            price,
+                            quantity,
+                            reduce_only: taker.reduce_only,
+                        },
+                    });
+                    debug_assert_eq!(order_id, taker.id);
+                }
+                matching::Event::Rested {
+                    order_id,
+                    side,
+                    price,
+                    quantity,
+                } => {
+                    if let Some(o) = self.orders.get_mut(&order_id) {
+                        o.resting = true;
+                        o.leaves = quantity.0;
+                        let account = o.account;
+                        let e = self
+                            .accounts
+                            .entry(account)
+                            .or_default()
+                            .exposures
+                            .entry(idx)
+                            .or_default();
+                        count_resting(e, side, price, quantity.0, 1);
+                    }
+                    out.push(Event {
+                        ts,
+                        kind: EventKind::OrderRested {
+                            order_id,
+                            price,
+                            quantity,
+                        },
+                    });
+                }
+                matching::Event::Traded {
+                    maker_order_id,
+                    taker_order_id,
+                    maker_account,
+                    taker_account,
+                    price,
+                    quantity,
+                    aggressor,
+                    maker_leaves,
+                    taker_leaves,
+                } => {
+                    out.push(Event {
+                        ts,
+                        kind: EventKind::OrderTraded {
+                            instrument: self.instruments[idx].spec.symbol.clone(),
+                            maker_order_id,
+                            taker_order_id,
+                            maker_account,
+                            taker_account,
+                            price,
+                            quantity,
+                            aggressor,
+                            maker_leaves,
+                            taker_leaves,
+                        },
+                    });
+                    // The maker's resting totals shrink by what traded.
+                    let maker_side = aggressor.opposite();
+                    {
+                        let e = self
+                            .accounts
+                            .entry(maker_account)
+                            .or_default()
+                            .exposures
+                            .entry(idx)
+                            .or_default();
+                        count_resting(e, maker_side, price, quantity.0, -1);
+                    }
+                    if let Some(o) = self.orders.get_mut(&maker_order_id) {
+                        o.leaves = maker_leaves.0;
+                    }
+                    if let Some(o) = self.orders.get_mut(&taker_order_id) {
+                        o.leaves = taker_leaves.0;
+                    }
+                    self.fill(
+                        idx,
+                        maker_account,
+                        maker_order_id,
+                        maker_side,
+                        price,
+                        quantity,
+                        Liquidity::Maker,
+                        ts,
+                        out,
+                    );
+                    self.fill(
+                        idx,
+                        taker_account,
+                        taker_order_id,
+                        aggressor,
+                        price,
+                        quantity,
+                        Liquidity::Taker,
+                        ts,
+                        out,
+                    );
+                    if maker_leaves.0 == 0 {
+                        self.forget_order(maker_order_id);
+                    }
+                    if taker_leaves.0 == 0 {
+                        self.forget_order(taker_order_id);
+                    }
+                    touched.insert(maker_account);
+                    touched.insert(taker_account);
+                }
+                matching::Event::Canceled {
+                    order_id,
+                    account,
+                    quantity,
+                    reason,
+                } => {
+                    let reason = match (reason, cancel_reason) {
+                        (matching::CancelReason::Unfilled, _) => CancelReason::Unfilled,
+                        (matching::CancelReason::SelfTradePrevention, _) => {
+                            CancelReason::SelfTradePrevention
+                        }
+                        (_, Some(r)) => r,
+                        (matching::CancelReason::CancelAll, None) => CancelReason::CancelAll,
+                        (matching::CancelReason::Requested, None) => CancelReason::Requested,
+                    };
+                    self.forget_order(order_id);
+                    out.push(Event {
+                        ts,
+                        kind: EventKind::OrderCanceled {
+                            order_id,
+                            account,
+                            quantity,
+                            reason,
+                        },
+                    });
+                }
+                matching::Event::Amended {
+                    order_id,
+                    price,
+                    quantity,
+                    kept_priority,
+                } => {
+                    if let Some(o) = self.orders.get_mut(&order_id) {
+                        let (old_price, old_leaves, side, account) =
+                            (o.price, o.leaves, o.side, o.account);
+                        o.price = Some(price);
+                        o.leaves = quantity.0;
+                        let e = self
+                            .accounts
+                            .entry(account)
+                            .or_default()
+                            .exposures
+                            .entry(idx)
+                            .or_default();
+                        if let Some(old_price) = old_price {
+                            count_resting(e, side, old_price, old_leaves, -1);
+                        }
+                        count_resting(e, side, price, quantity.0, 1);
+                    }
+                    out.push(Event {
+                        ts,
+                        kind: EventKind::OrderAmended {
+                            order_id,
+                            price,
+                            quantity,
+                            kept_priority,
+                        },
+                    });
+                }
+                matching::Event::Expired {
+                    order_id,
+                    account,
+                    quantity,
+                } => {
+                    self.forget_order(order_id);
+                    out.push(Event {
+                        ts,
+                        kind: EventKind::OrderExpired {
+                            order_id,
+                            account,
+                            quantity,
+                        },
+                    });
+                }
+                matching::Event::Rejected { .. } => {}
+            }
+        }
+        for account in touched {
+            self.cap_reduce_only(idx, account, ts, out);
+        }
+    }
+
+    /// Drops an order that left the book (or never rested) from every index.
+    fn forget_order(&mut self, order_id: OrderId) {
+        let Some(o) = self.orders.remove(&order_id) else {
+            return;
+        };
+        let acct = self.accounts.entry(o.account).or_default();
+        if acct.client_ids.get(&o.client_order_id) == Some(&order_id) {
+            acct.client_ids.remove(&o.client_order_id);
+        }
+        acct.reduce_only.remove(&(o.instrument, order_id));
+        if let (true, Some(price)) = (o.resting, o.price) {
+            let e = acct.exposures.entry(o.instrument).or_default();
+            count_resting(e, o.side, price, o.leaves, -1);
+        }
+    }
+
+    /// Shrinks or cancels an account's reduce-only orders on one instrument so that
+    /// together they can at most close the position, oldest first kept.
+    fn cap_reduce_only(
+        &mut self,
+        idx: usize,
+        account: AccountId,
+        ts: Timestamp,
+        out: &mut Vec<Event>,
+    ) {
+        let Some(acct) = self.accounts.get(&account) else {
+            return;
+        };
+        let size = acct.exposures.get(&idx).map_or(0, |e| e.size);
+        let closing_side = match size.signum() {
+            1 => Some(Side::Sell),
+            -1 => Some(Side::Buy),
+            _ => None,
+        };
+        let mut room = u64::try_from(size.unsigned_abs()).unwrap_or(u64::MAX);
+        let mut changes = Vec::new();
+        for &(_, id) in acct
+            .reduce_only
+            .range((idx, OrderId(0))..=(idx, OrderId(u64::MAX)))
+        {
+            let Some(o) = self.orders.get(&id) else {
+                continue;
+            };
+            if Some(o.side) != closing_side || room == 0 {
+                changes.push((id, None));
+            } else if o.leaves > room {
+                changes.push((id, Some(Quantity(room))));
+                room = 0;
+            } else {
+                room -= o.leaves;
+            }
+        }
+        for (order_id, quantity) in changes {
+            let command = match quantity {
+                None => matching::Command::Cancel { order_id },
+                Some(q) => matching::Command::Amend {
+                    order_id,
+                    price: None,
+                    quantity: Some(q),
+                },
+            };
+            // Both name a resting order and shrink it, so the book cannot reject them.
+            let _ = self.book_command(idx, &command, CancelReason::ReduceOnly, ts, out);
+        }
+    }
+
+    /// Books one side of a trade: position, realised PnL or premium, fee.
+    #[allow(clippy::too_many_arguments)]
+    fn fill(
+        &mut self,
+        idx: usize,
+        account: AccountId,
+        order_id: OrderId,
+        side: Side,
+        price: Price,
+        quantity: Quantity,
+        liquidity: Liquidity,
+        ts: Timestamp,
+        out: &mut Vec<Event>,
+    ) {
+        let inst = &self.instruments[idx];
+        let v = inst.tick_value;
+        let linear = inst.spec.kind.is_linear();
+        let fee_ppm = match liquidity {
+            Liquidity::Maker => inst.spec.maker_fee_ppm,
+            Liquidity::Taker => inst.spec.taker_fee_ppm,
+        };
+        let symbol = inst.spec.symbol.clone();
+        let q = i128::from(quantity.0);
+        let p = i128::from(price.0);
+        let notional = q * p * v;
+        let e = self
+            .accounts
+            .entry(account)
+            .or_default()
+            .exposures
+            .entry(idx)
+            .or_default();
+        let realised = apply_trade(e, side, q, p) * v;
+        e.realised_pnl += realised;
+        let (size, cost, realised_pnl) = (e.size, e.cost, e.realised_pnl);
+        let settlement = self.settlement.clone();
+        if linear {
+            self.credit(
+                account,
+                &settlement,
+                realised,
+                BalanceReason::RealisedPnl,
+                ts,
+                out,
+            );
+        } else {
+            self.credit(
+                account,
+                &settlement,
+                -signed(side, notional),
+                BalanceReason::OptionPremium,
+                ts,
+                out,
+            );
+        }
+        let fee = notional * i128::from(fee_ppm) / PPM;
+        if fee > 0 {
+            self.credit(account, &settlement, -fee, BalanceReason::Fee, ts, out);
+            self.credit(FEE_ACCOUNT, &settlement, fee, BalanceReason::Fee, ts, out);
+            out.push(Event {
+                ts,
+                kind: EventKind::FeeCharged {
+                    account,
+                    order_id,
+                    liquidity,
+                    amount: fee,
+                },
+            });
+        }
+        out.push(Event {
+            ts,
+            kind: EventKind::PositionChanged {
+                account,
+                instrument: symbol,
+                size,
+                cost,
+                realised_pnl,
+            },
+        });
+    }
+
+    // ----- funding and expiry ---------------------------------------------------------
+
+    /// Funding: each position pays `size · mark · v · rate / 10^9` micro-units
+    /// (positive rate: longs pay, shorts receive). Payers' amounts round up and
+    /// receivers' round down; the difference (at most one micro-unit per position)
+    /// goes to the fee account, so the payments sum to exactly zero.
+    fn apply_funding(
+        &mut self,
+        symbol: &Symbol,
+        rate_ppb: i64,
+        ts: Timestamp,
+        out: &mut Vec<Event>,
+    ) -> Outcome {
+        let idx = self.instrument_index(symbol)?;
+        let inst = &self.instruments[idx];
+        if inst.spec.kind != InstrumentKind::Perpetual {
+            return Err(RejectReason::WrongInstrumentKind);
+        }
+        if i128::from(rate_ppb).abs() > PPB {
+            return Err(RejectReason::InvalidFundingRate);
+        }
+        let mark = inst.mark.ok_or(RejectReason::NoMarkPrice)?;
+        let v = inst.tick_value;
+        let rate = i128::from(rate_ppb);
+        let mut payments: Vec<(AccountId, Money)> = Vec::new();
+        for (&account, acct) in &self.accounts {
+            let Some(e) = acct.exposures.get(&idx) else {
+                continue;
+            };
+            if e.size == 0 {
+                continue;
+            }
+            // |size·mark·v| < 2^100 (bounded by the pre-trade check) and |rate| ≤ 10^9.
+            let exact = e.size * i128::from(mark.0) * v * rate;
+            let pays = if exact > 0 {
+                exact.div_euclid(PPB) + i128::from(exact.rem_euclid(PPB) != 0)
+            } else {
+                -((-exact).div_euclid(PPB))
+            };
+            if pays != 0 {
+                payments.push((account, pays));
+            }
+        }
+        let paid_by_longs: Money = payments
+            .iter()
+            .filter(|(a, _)| {
+                self.accounts
+                    .get(a)
+                    .and_then(|x| x.exposures.get(&idx))
+                    .is_some_and(|e| e.size > 0)
+            })
+            .map(|(_, p)| *p)
+            .sum();
+        let dust: Money = payments.iter().map(|(_, p)| *p).sum();
+        let settlement = self.settlement.clone();
+        for (account, pays) in payments {
+            self.credit(account, &settlement, -pays, BalanceReason::Funding, ts, out);
+        }
+        self.credit(
+            FEE_ACCOUNT,
+            &settlement,
+            dust,
+            BalanceReason::Funding,
+            ts,
+            out,
+        );
+        out.push(Event {
+            ts,
+            kind: EventKind::FundingApplied {
+                instrument: symbol.clone(),
+                rate_ppb,
+                mark,
+                paid_by_longs,
+                dust,
+            },
+        });
+        Ok(())
+    }
+
+    /// Settlement at expiry at the index price `S`: open orders are canceled; a
+    /// future's position realises `(size·S − cost)·v`; an option position receives
+    /// (long) or pays (short) `size · intrinsic(S) · v` and its informational
+    /// realised PnL is that minus the premium cost basis. The instrument expires.
+    fn settle_expiry(&mut self, symbol: &Symbol, ts: Timestamp, out: &mut Vec<Event>) -> Outcome {
+        let idx = self.instrument_index(symbol)?;
+        let inst = &self.instruments[idx];
+        let expiry = inst
+            .spec
+            .kind
+            .expiry()
+            .ok_or(RejectReason::WrongInstrumentKind)?;
+        let status = inst
+            .status
+            .transition(StatusChange::Expire)
+            .ok_or(RejectReason::InstrumentExpired)?;
+        if ts < expiry {
+            return Err(RejectReason::NotYetExpired);
+        }
+        let index = inst.index.ok_or(RejectReason::NoIndexPrice)?;
+        let kind = inst.spec.kind;
+        let v = inst.tick_value;
+        let s = i128::from(index.0);
+        let holders: Vec<AccountId> = self
+            .accounts
+            .iter()
+            .filter(|(_, a)| a.exposures.contains_key(&idx))
+            .map(|(&id, _)| id)
+            .collect();
+        for &account in &holders {
+            self.book_cancel_all(idx, account, CancelReason::InstrumentSettled, ts, out);
+        }
+        let settlement = self.settlement.clone();
+        for account in holders {
+            let Some(e) = self
+                .accounts
+                .get_mut(&account)
+                .and_then(|a| a.exposures.get_mut(&idx))
+            else {
+                continue;
+            };
+            if e.size == 0 && e.cost == 0 {
+                continue;
+            }
+            let cash = match kind {
+                InstrumentKind::Option { strike, right, .. } => {
+                    let payoff = e.size * right.intrinsic(s, i128::from(strike.0)) * v;
+                    e.realised_pnl += payoff - e.cost * v;
+                    payoff
+                }
+                _ => {
+                    let pnl = (e.size * s - e.cost) * v;
+                    e.realised_pnl += pnl;
+                    pnl
+                }
+            };
+            e.size = 0;
+            e.cost = 0;
+            let realised_pnl = e.realised_pnl;
+            self.credit(
+                account,
+                &settlement,
+                cash,
+                BalanceReason::Settlement,
+                ts,
+                out,
+            );
+            out.push(Event {
+                ts,
+                kind: EventKind::PositionChanged {
+                    account,
+                    instrument: symbol.clone(),
+                    size: 0,
+                    cost: 0,
+                    realised_pnl,
+                },
+            });
+        }
+        self.instruments[idx].status = status;
+        out.push(Event {
+            ts,
+            kind: EventKind::InstrumentStatusChanged {
+                instrument: symbol.clone(),
+                status,
+            },
+        });
+        out.push(Event {
+            ts,
+            kind: EventKind::InstrumentSettled {
+                instrument: symbol.clone(),
+                price: index,
+            },
+        });
+        Ok(())
+    }
+
+    // ----- state hash -----------------------------------------------------------------
+
+    /// A hash of the whole state that is the same on every run, machine and Rust
+    /// version: FNV-1a (64-bit) over a canonical traversal — the order-id sequence;
+    /// each instrument in creation order (symbol, spec, status, mark, index, and its
+    /// book's own [`OrderBook::state_hash`]); each account in id order (frozen flag,
+    /// balances and holds by asset, exposures by instrument, client ids, reduce-only
+    /// orders); every open order in id order; every withdrawal in id order; deposit
+    /// and withdrawal totals by asset. Every map is a `BTreeMap`, so the order is
+    /// fixed.
+    pub fn state_hash(&self) -> u64 {
+        let mut h = Fnv1a::new();
+        h.str(self.settlement.as_str());
+        h.u64(self.next_order_id);
+        h.u64(self.instruments.len() as u64);
+        for inst in &self.instruments {
+            h.str(inst.spec.symbol.as_str());
+            hash_spec(&mut h, &inst.spec);
+            h.str(inst.status.code());
+            h.i128(inst.mark.map_or(-1, |p| i128::from(p.0)));
+            h.i128(inst.index.map_or(-1, |p| i128::from(p.0)));
+            h.u64(inst.book.state_hash());
+        }
+        h.u64(self.accounts.len() as u64);
+        for (id, acct) in &self.accounts {
+            h.u64(id.0);
+            h.u64(u64::from(acct.frozen));
+            for (name, map) in [("b", &acct.balances), ("h", &acct.held)] {
+                h.str(name);
+                h.u64(map.len() as u64);
+                for (asset, amount) in map {
+                    h.str(asset.as_str());
+                    h.i128(*amount);
+                }
+            }
+            h.u64(acct.exposures.len() as u64);
+            for (idx, e) in &acct.exposures {
+                h.u64(*idx as u64);
+                for x in [
+                    e.size,
+                    e.cost,
+                    e.realised_pnl,
+                    e.buy_qty,
+                    e.buy_notional,
+                    e.sell_qty,
+                    e.sell_notional,
+                ] {
+                    h.i128(x);
+                }
+            }
+            h.u64(acct.client_ids.len() as u64);
+            for (cid, oid) in &acct.client_ids {
+                h.str(cid.as_str());
+                h.u64(oid.0);
+            }
+            h.u64(acct.reduce_only.len() as u64);
+            for (idx, oid) in &acct.reduce_only {
+                h.u64(*idx as u64);
+                h.u64(oid.0);
+            }
+        }
+        h.u64(self.orders.len() as u64);
+        for (id, o) in &self.orders {
+            h.u64(id.0);
+            h.u64(o.account.0);
+            h.u64(o.instrument as u64);
+            h.str(o.client_order_id.as_str());
+            h.u64(u64::from(o.side == Side::Buy));
+            h.i128(o.price.map_or(-1, |p| i128::from(p.0)));
+            h.u64(o.leaves);
+            h.u64(u64::from(o.resting));
+            h.u64(u64::from(o.reduce_only));
+        }
+        h.u64(self.withdrawals.len() as u64);
+        for (id, w) in &self.withdrawals {
+            h.u64(id.0);
+            h.u64(w.account.0);
+            h.str(w.asset.as_str());
+            h.i128(w.amount);
+            h.u64(match w.state {
+                WithdrawalState::Pending => 0,
+                WithdrawalState::Confirmed => 1,
+                WithdrawalState::Released => 2,
+            });
+        }
+        for (name, map) in [("d", &self.deposited), ("w", &self.withdrawn)] {
+            h.str(name);
+            h.u64(map.len() as u64);
+            for (asset, amount) in map {
+                h.str(asset.as_str());
+                h.i128(*amount);
+            }
+        }
+        h.finish()
+    }
+}
+
+/// Which ends of "how much of the order fills" the pre-trade check covers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum CheckEnds {
+    /// Post-only: rests whole or is rejected.
+    RestOnly,
+    /// GTC/GTT limit: anything from resting whole to filling whole.
+    RestAndFill,
+    /// IOC or market: anything from nothing (the account as it is) to filling whole.
+    NowAndFill,
+    /// FOK: fills whole or is rejected.
+    FillOnly,
+}
+
+/// What the absorber needs to know about the order being submitted.
+struct PendingOrder {
+    id: OrderId,
+    client_order_id: ClientOrderId,
+    reduce_only: bool,
+}
+
+fn hash_spec(h: &mut Fnv1a, spec: &InstrumentSpec) {
+    match spec.kind {
+        InstrumentKind::Perpetual => h.u64(0),
+        InstrumentKind::Future { expiry } => {
+            h.u64(1);
+            h.u64(expiry.0);
+        }
+        InstrumentKind::Option {
+            expiry,
+            strike,
+            right,
+            min_margin_ppm,
+        } => {
+            h.u64(2);
+            h.u64(expiry.0);
+            h.i128(i128::from(strike.0));
+            h.u64(u64::from(right == crate::types::OptionRight::Call));
+            h.u64(u64::from(min_margin_ppm));
+        }
+    }
+    for x in [spec.tick_size_e8, spec.lot_size_e8, spec.multiplier] {
+        h.u64(x);
+    }
+    for x in [
+        spec.initial_margin_ppm,
+        spec.maintenance_margin_ppm,
+        spec.maker_fee_ppm,
+        spec.taker_fee_ppm,
+    ] {
+        h.u64(u64::from(x));
+    }
+}

@@ -1,0 +1,8 @@
+//! Integration tests of the exchange core: one binary, a module per area.
+
+mod fixture;
+mod options;
+mod orders;
+mod properties;
+mod settlement;
+mod wallet;
