@@ -87,6 +87,81 @@ impl FromRequestParts<AppState> for AuthUser {
     }
 }
 
+/// A scope a route needs, as a type.
+pub trait UserScope: Send + Sync + 'static {
+    /// The scope name in the token's `scope` claim.
+    const NAME: &'static str;
+}
+
+/// `read`: account data.
+#[derive(Debug)]
+pub struct Read;
+impl UserScope for Read {
+    const NAME: &'static str = "read";
+}
+
+/// `trade`: orders.
+#[derive(Debug)]
+pub struct Trade;
+impl UserScope for Trade {
+    const NAME: &'static str = "trade";
+}
+
+/// `wallet`: funds and withdrawal addresses.
+#[derive(Debug)]
+pub struct Wallet;
+impl UserScope for Wallet {
+    const NAME: &'static str = "wallet";
+}
+
+/// An authenticated user whose token grants scope `S`.
+#[derive(Debug, Clone)]
+pub struct Scoped<S>(pub AuthUser, pub(crate) std::marker::PhantomData<S>);
+
+impl<S: UserScope> Scoped<S> {
+    /// Checks the scope of an already authenticated user.
+    pub fn check(user: AuthUser) -> Result<Self, ApiError> {
+        if user.claims.has_scope(S::NAME) {
+            return Ok(Self(user, std::marker::PhantomData));
+        }
+        let challenge = format!(
+            "Bearer realm=\"bourse\", error=\"insufficient_scope\", scope=\"{}\"",
+            S::NAME
+        );
+        Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "insufficient_scope",
+            format!("the access token lacks the `{}` scope", S::NAME),
+        )
+        .with_header(
+            header::WWW_AUTHENTICATE,
+            HeaderValue::from_str(&challenge).unwrap_or_else(|_| bearer_challenge()),
+        ))
+    }
+}
+
+impl<S: UserScope> FromRequestParts<AppState> for Scoped<S> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        Self::check(AuthUser::from_request_parts(parts, state).await?)
+    }
+}
+
+/// A sensitive action needing scope `S` and a fresh second factor.
+#[derive(Debug, Clone)]
+pub struct SteppedScoped<S>(pub AuthUser, pub(crate) std::marker::PhantomData<S>);
+
+impl<S: UserScope> FromRequestParts<AppState> for SteppedScoped<S> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let Scoped(user, _) = Scoped::<S>::from_request_parts(parts, state).await?;
+        let SteppedUp(user) = SteppedUp::check(user, state).await?;
+        Ok(Self(user, std::marker::PhantomData))
+    }
+}
+
 /// An authenticated user who passed a second factor within the last
 /// [`STEP_UP_MAX_AGE`] seconds: required by every sensitive action.
 #[derive(Debug, Clone)]

@@ -38,6 +38,23 @@ pub struct AppState {
     pub catalog: catalog::Catalog,
     /// Accounts, sessions, tokens and two-factor.
     pub identity: bourse_identity::Identity,
+    /// Wallet settings.
+    pub wallet: WalletConfig,
+}
+
+/// Wallet settings.
+#[derive(Debug, Clone, Copy)]
+pub struct WalletConfig {
+    /// How long a new withdrawal address waits before it can receive withdrawals.
+    pub address_cooldown: time::Duration,
+}
+
+impl Default for WalletConfig {
+    fn default() -> Self {
+        Self {
+            address_cooldown: time::Duration::hours(24),
+        }
+    }
 }
 
 /// Limits applied by the gateway middleware.
@@ -74,6 +91,7 @@ impl Default for HttpLimits {
     modifiers(&PublicSecurity),
     tags(
         (name = "auth", description = "Accounts, sessions, tokens, two-factor and step-up."),
+        (name = "wallet", description = "Withdrawal whitelist (sensitive: step-up)."),
         (name = "health", description = "Liveness and readiness probes."),
         (name = "instruments", description = "Reference data: the contracts that can be traded."),
     )
@@ -129,6 +147,8 @@ fn public_parts() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(routes::auth::confirm_totp))
         .routes(routes!(routes::auth::step_up))
         .routes(routes!(routes::auth::jwks))
+        .routes(routes!(routes::wallet::list, routes::wallet::add))
+        .routes(routes!(routes::wallet::delete))
         .split_for_parts()
 }
 
@@ -268,6 +288,7 @@ mod tests {
             store,
             catalog: catalog::Catalog::default(),
             identity,
+            wallet: WalletConfig::default(),
         }
     }
 

@@ -42,6 +42,16 @@ pub struct Config {
     pub log: LogConfig,
     /// Transport and request limits.
     pub http: HttpConfig,
+    /// Wallet rules.
+    pub wallet: WalletConfig,
+}
+
+/// Wallet rules.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct WalletConfig {
+    /// Seconds a new withdrawal address waits before it can receive withdrawals.
+    pub address_cooldown_secs: u64,
 }
 
 /// Logging settings.
@@ -112,6 +122,9 @@ impl Default for Config {
                 max_concurrent_streams: 100,
                 max_header_bytes: 16 * 1024,
                 shutdown_grace_secs: 30,
+            },
+            wallet: WalletConfig {
+                address_cooldown_secs: 24 * 3600,
             },
         }
     }

@@ -165,6 +165,11 @@ pub async fn start(cfg: &Config) -> anyhow::Result<Running> {
         store: store.clone(),
         catalog: catalog.clone(),
         identity: identity.clone(),
+        wallet: bourse_api::WalletConfig {
+            address_cooldown: time::Duration::seconds(
+                i64::try_from(cfg.wallet.address_cooldown_secs).unwrap_or(i64::MAX),
+            ),
+        },
     };
     let limits = HttpLimits {
         body_limit: cfg.http.body_limit_bytes,

@@ -32,6 +32,7 @@ macro_rules! instrument_columns {
     };
 }
 
+mod addresses;
 mod admin_keys;
 mod convert;
 mod database_url;
@@ -50,6 +51,7 @@ pub mod testing;
 mod totp;
 mod users;
 
+pub use addresses::AddressRecord;
 pub use admin_keys::AdminKeyRecord;
 pub use database_url::redact as redact_database_url;
 pub use idempotency::IdempotencyStart;

@@ -5,3 +5,4 @@ pub mod admin_instruments;
 pub mod auth;
 pub mod health;
 pub mod instruments;
+pub mod wallet;

@@ -11,44 +11,29 @@ use serde_json::{Value, json};
 
 use crate::assert_problem;
 
-/// Runs one async case on both backends, each with a fresh server and database.
-macro_rules! both {
-    ($case:ident) => {
-        pub mod $case {
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn sqlite() {
-                super::$case(bourse_testkit::TestApp::spawn().await).await;
-            }
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn postgres() {
-                if let Some(app) =
-                    bourse_testkit::TestApp::spawn_with(bourse_testkit::Db::Postgres, |_| {}).await
-                {
-                    super::$case(app).await;
-                }
-            }
-        }
-    };
-}
-
-fn password() -> String {
+pub fn password() -> String {
     let p = format!("canary-pw-{}", uuid::Uuid::new_v4().simple());
     plant_canary(&p);
     p
 }
 
-fn email() -> String {
+pub fn email() -> String {
     format!(
         "t{}@example.com",
         &uuid::Uuid::new_v4().simple().to_string()[..12]
     )
 }
 
-fn now() -> i64 {
+pub fn now() -> i64 {
     time::OffsetDateTime::now_utc().unix_timestamp()
 }
 
-async fn post(app: &TestApp, path: &str, token: Option<&str>, body: Value) -> reqwest::Response {
+pub async fn post(
+    app: &TestApp,
+    path: &str,
+    token: Option<&str>,
+    body: Value,
+) -> reqwest::Response {
     let mut r = app.client.post(app.url(path)).json(&body);
     if let Some(t) = token {
         r = r.bearer_auth(t);
@@ -56,7 +41,7 @@ async fn post(app: &TestApp, path: &str, token: Option<&str>, body: Value) -> re
     r.send().await.unwrap()
 }
 
-async fn get(app: &TestApp, path: &str, token: &str) -> reqwest::Response {
+pub async fn get(app: &TestApp, path: &str, token: &str) -> reqwest::Response {
     app.client
         .get(app.url(path))
         .bearer_auth(token)
@@ -66,7 +51,7 @@ async fn get(app: &TestApp, path: &str, token: &str) -> reqwest::Response {
 }
 
 /// The first login step's JSON answer.
-async fn login_json(app: &TestApp, email: &str, password: &str) -> Value {
+pub async fn login_json(app: &TestApp, email: &str, password: &str) -> Value {
     post(
         app,
         "/v1/auth/login",
@@ -79,14 +64,14 @@ async fn login_json(app: &TestApp, email: &str, password: &str) -> Value {
     .unwrap()
 }
 
-struct User {
-    email: String,
-    password: String,
-    access: String,
-    refresh: String,
+pub struct User {
+    pub email: String,
+    pub password: String,
+    pub access: String,
+    pub refresh: String,
 }
 
-async fn register_and_login(app: &TestApp) -> User {
+pub async fn register_and_login(app: &TestApp) -> User {
     let (email, password) = (email(), password());
     let r = post(
         app,
@@ -112,7 +97,7 @@ async fn register_and_login(app: &TestApp) -> User {
     }
 }
 
-fn base32_decode(s: &str) -> Vec<u8> {
+pub fn base32_decode(s: &str) -> Vec<u8> {
     let alphabet = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
     let mut bits = 0u64;
     let mut n = 0;
@@ -135,7 +120,7 @@ fn base32_decode(s: &str) -> Vec<u8> {
 
 /// Enrols and confirms TOTP with the previous step's code (so that the current step is
 /// still free); returns the secret and the recovery codes.
-async fn enable_totp(app: &TestApp, token: &str) -> (TotpSecret, Vec<String>) {
+pub async fn enable_totp(app: &TestApp, token: &str) -> (TotpSecret, Vec<String>) {
     let r = post(app, "/v1/auth/2fa/totp", Some(token), json!(null)).await;
     assert_eq!(r.status(), 201);
     let e: Value = r.json().await.unwrap();
@@ -174,14 +159,14 @@ async fn enable_totp(app: &TestApp, token: &str) -> (TotpSecret, Vec<String>) {
 
 /// Waits, when the current 30 s TOTP step ends within 8 s, until the next one begins:
 /// the tests below reason about "the current step" across several requests.
-async fn fresh_totp_step() {
+pub async fn fresh_totp_step() {
     let into = now().rem_euclid(30);
     if into >= 22 {
         tokio::time::sleep(Duration::from_secs((31 - into) as u64)).await;
     }
 }
 
-async fn step_up(app: &TestApp, token: &str, code: &str) -> reqwest::Response {
+pub async fn step_up(app: &TestApp, token: &str, code: &str) -> reqwest::Response {
     post(app, "/v1/auth/step-up", Some(token), json!({"code": code})).await
 }
 
@@ -737,7 +722,7 @@ async fn totp_login_steps_windows_replay_and_lock(app: TestApp) {
     app.shutdown().await;
 }
 
-async fn post_me(app: &TestApp, token: &str) -> String {
+pub async fn post_me(app: &TestApp, token: &str) -> String {
     let me: Value = get(app, "/v1/auth/me", token).await.json().await.unwrap();
     me["user_id"].as_str().unwrap().to_owned()
 }

@@ -1,5 +1,26 @@
 //! End-to-end tests of the bourse server over real TLS with a real database.
 
+/// Runs one async case (`async fn case(app: TestApp)`) on both backends, each with a
+/// fresh server and database: `case::sqlite` and `case::postgres`.
+macro_rules! both {
+    ($case:ident) => {
+        pub mod $case {
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn sqlite() {
+                super::$case(bourse_testkit::TestApp::spawn().await).await;
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn postgres() {
+                if let Some(app) =
+                    bourse_testkit::TestApp::spawn_with(bourse_testkit::Db::Postgres, |_| {}).await
+                {
+                    super::$case(app).await;
+                }
+            }
+        }
+    };
+}
+
 mod browser;
 mod cli;
 mod errors;
@@ -9,6 +30,7 @@ mod instruments;
 mod openapi;
 mod readiness;
 mod transport;
+mod wallet;
 
 use reqwest::Response;
 use serde_json::Value;

@@ -48,6 +48,7 @@ macro_rules! on_both_backends {
     };
 }
 
+mod addresses;
 mod admin_keys;
 mod connect;
 mod fixtures;
