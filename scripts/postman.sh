@@ -14,7 +14,7 @@ if [ ! -x "$tools/node_modules/.bin/openapi2postmanv2" ]; then
 fi
 gen() { # spec output
   "$tools/node_modules/.bin/openapi2postmanv2" -s "$1" -o "$2" -p \
-    -O folderStrategy=Tags,requestParametersResolution=Example >/dev/null
+    -O folderStrategy=Tags >/dev/null
   # The converter's own baseUrl ("/") is replaced by the environment's.
   python3 - "$2" "$3" <<'PY'
 import json, sys
