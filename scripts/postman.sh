@@ -21,6 +21,18 @@ import json, sys
 path, var = sys.argv[1], sys.argv[2]
 c = json.load(open(path))
 c["variable"] = [{"key": "baseUrl", "value": "{{" + var + "}}"}]
+# The converter makes random UUIDs for ids on every run; drop them so that the
+# committed file only changes when the spec does (Postman makes its own on import).
+def strip(o):
+    if isinstance(o, dict):
+        for k in ("id", "_postman_id"):
+            o.pop(k, None)
+        for v in o.values():
+            strip(v)
+    elif isinstance(o, list):
+        for v in o:
+            strip(v)
+strip(c)
 json.dump(c, open(path, "w"), indent=2, sort_keys=True)
 open(path, "a").write("\n")
 PY
