@@ -11,4 +11,4 @@ if ! command -v gcc >/dev/null; then
 fi
 command -v cargo >/dev/null || { echo "install Rust 1.95 with rustup first (https://rustup.rs)" >&2; exit 1; }
 cargo build --release --locked -p bourse
-exec target/release/bourse serve --data-dir "${BOURSE_DATA_DIR:-data}" "$@"
+exec "${CARGO_TARGET_DIR:-$root/target}/release/bourse" serve --data-dir "${BOURSE_DATA_DIR:-data}" "$@"
