@@ -7,6 +7,7 @@ use crate::types::{
 
 /// Limit or market.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub enum OrderKind {
     /// Trades at `price` or better; what is left may rest.
     Limit {
@@ -19,6 +20,7 @@ pub enum OrderKind {
 
 /// A new order as the API submits it.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct PlaceOrder {
     /// Whose order.
     pub account: AccountId,
@@ -47,6 +49,7 @@ pub struct PlaceOrder {
 /// One command to the exchange. Each produces past-tense [`crate::Event`]s; a
 /// rejected command produces one `Rejected` event and changes nothing.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub enum Command {
     /// List a new instrument (status active, no mark or index price yet).
     CreateInstrument {

@@ -9,6 +9,7 @@ use crate::types::{
 
 /// One thing that happened, stamped with the time of the command that caused it.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct Event {
     /// The command's `ts`.
     pub ts: Timestamp,
@@ -18,6 +19,7 @@ pub struct Event {
 
 /// Which side of a trade an account was on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub enum Liquidity {
     /// The resting order.
     Maker,
@@ -27,6 +29,7 @@ pub enum Liquidity {
 
 /// Why a balance changed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub enum BalanceReason {
     /// A deposit was credited.
     Deposit,
@@ -48,6 +51,7 @@ pub enum BalanceReason {
 
 /// Why an order (or its rest) was canceled.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub enum CancelReason {
     /// Its owner asked.
     Requested,
@@ -82,6 +86,7 @@ impl CancelReason {
 
 /// Why a command was refused. A refused command changes nothing.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub enum RejectReason {
     /// No account with this id (it is created by its first deposit).
     UnknownAccount,
@@ -184,6 +189,7 @@ impl fmt::Display for RejectReason {
 
 /// What happened.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub enum EventKind {
     /// The command was refused and changed nothing.
     Rejected {

@@ -17,6 +17,7 @@ use crate::types::{
 
 /// One listed instrument: its spec, status, prices and book.
 #[derive(Debug, Clone)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub(crate) struct Instrument {
     pub(crate) spec: InstrumentSpec,
     pub(crate) tick_value: Money,
@@ -43,6 +44,7 @@ impl Instrument {
 
 /// An order the exchange tracks from acceptance until it leaves the book.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub(crate) struct OpenOrder {
     pub(crate) account: AccountId,
     pub(crate) instrument: usize,
@@ -59,6 +61,7 @@ pub(crate) struct OpenOrder {
 
 /// One account: balances, holds, positions and resting orders per instrument.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub(crate) struct Account {
     pub(crate) balances: BTreeMap<Asset, Money>,
     pub(crate) held: BTreeMap<Asset, Money>,
@@ -73,6 +76,7 @@ pub(crate) struct Account {
 
 /// Where a withdrawal is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub enum WithdrawalState {
     /// Funds are held.
     Pending,
@@ -84,6 +88,7 @@ pub enum WithdrawalState {
 
 /// A withdrawal and where it is.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct Withdrawal {
     /// Whose.
     pub account: AccountId,
@@ -101,6 +106,7 @@ pub struct Withdrawal {
 /// See the crate documentation for the accounting model and `docs/ARCHITECTURE.md`
 /// for the invariants.
 #[derive(Debug, Clone)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct Exchange {
     pub(crate) settlement: Asset,
     pub(crate) instruments: Vec<Instrument>,
@@ -111,7 +117,9 @@ pub struct Exchange {
     pub(crate) next_order_id: u64,
     pub(crate) deposited: BTreeMap<Asset, Money>,
     pub(crate) withdrawn: BTreeMap<Asset, Money>,
-    /// Scratch buffer for the books' events; empty between commands.
+    /// Scratch buffer for the books' events; empty between commands, so a snapshot
+    /// leaves it out.
+    #[cfg_attr(feature = "serde", serde(skip))]
     book_events: Vec<matching::Event>,
 }
 

@@ -6,6 +6,11 @@
 //! events and the same [`Exchange::state_hash`], so a journal can replay it. It
 //! builds on `bourse-matching` for the books.
 //!
+//! The optional `serde` feature derives `Serialize` and `Deserialize` for every
+//! command, event and type (validated newtypes such as [`Symbol`] re-validate when
+//! deserialised) and adds `Exchange::snapshot` and `Exchange::restore`: see the
+//! `snapshot` module.
+//!
 //! ```
 //! use bourse_exchange::*;
 //!
@@ -89,10 +94,14 @@ mod exchange;
 mod hash;
 pub mod margin;
 mod query;
+#[cfg(feature = "serde")]
+pub mod snapshot;
 pub mod types;
 
 pub use command::{Command, OrderKind, PlaceOrder};
 pub use event::{BalanceReason, CancelReason, Event, EventKind, Liquidity, RejectReason};
 pub use exchange::{Exchange, Withdrawal, WithdrawalState};
 pub use query::{AccountSummary, InstrumentView, OrderView, PositionView};
+#[cfg(feature = "serde")]
+pub use snapshot::SnapshotError;
 pub use types::*;

@@ -36,6 +36,7 @@ use crate::types::{InstrumentKind, MAX_AMOUNT, Money, PPM};
 
 /// One account's exposure to one instrument: its position and its resting orders.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct Exposure {
     /// Position size in lots: positive long, negative short.
     pub size: i128,
@@ -69,6 +70,7 @@ impl Exposure {
 
 /// What the formulas need to know about an instrument.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct MarginParams {
     /// Perpetual, future or option (strike and right for options).
     pub kind: InstrumentKind,

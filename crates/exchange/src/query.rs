@@ -11,6 +11,7 @@ use crate::types::{
 
 /// An instrument as the API shows it.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct InstrumentView {
     /// Its specification.
     pub spec: InstrumentSpec,
@@ -26,6 +27,7 @@ pub struct InstrumentView {
 
 /// An account's money in the settlement asset, valued at the mark prices.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct AccountSummary {
     /// Cash balance of the settlement asset (realised PnL, premiums, fees and
     /// funding included; withdrawal holds excluded).
@@ -49,6 +51,7 @@ pub struct AccountSummary {
 
 /// One position.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct PositionView {
     /// Which instrument.
     pub instrument: Symbol,
@@ -66,6 +69,7 @@ pub struct PositionView {
 
 /// One open order.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct OrderView {
     /// The exchange's id.
     pub order_id: OrderId,

@@ -45,7 +45,28 @@ pub const FEE_ACCOUNT: AccountId = AccountId(0);
 
 /// An instrument's symbol, e.g. `BTC-PERP`: 1 to 32 ASCII letters, digits, `-` or `_`.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[cfg_attr(feature = "serde", serde(try_from = "String", into = "String"))]
 pub struct Symbol(String);
+
+/// Validates like [`Symbol::parse`]: deserialisation goes through here, so a corrupt
+/// snapshot or journal entry cannot create an invalid value.
+impl TryFrom<String> for Symbol {
+    type Error = String;
+
+    fn try_from(text: String) -> Result<Self, Self::Error> {
+        match Symbol::parse(&text) {
+            Some(_) => Ok(Symbol(text)),
+            None => Err(format!("invalid symbol: {text:?}")),
+        }
+    }
+}
+
+impl From<Symbol> for String {
+    fn from(value: Symbol) -> String {
+        value.0
+    }
+}
 
 impl Symbol {
     /// Parses a symbol; `None` unless it is 1 to 32 of `[A-Za-z0-9_-]`.
@@ -71,7 +92,28 @@ impl fmt::Display for Symbol {
 
 /// An asset code, e.g. `USDC`: 1 to 16 ASCII uppercase letters or digits.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[cfg_attr(feature = "serde", serde(try_from = "String", into = "String"))]
 pub struct Asset(String);
+
+/// Validates like [`Asset::parse`]: deserialisation goes through here, so a corrupt
+/// snapshot or journal entry cannot create an invalid value.
+impl TryFrom<String> for Asset {
+    type Error = String;
+
+    fn try_from(text: String) -> Result<Self, Self::Error> {
+        match Asset::parse(&text) {
+            Some(_) => Ok(Asset(text)),
+            None => Err(format!("invalid asset: {text:?}")),
+        }
+    }
+}
+
+impl From<Asset> for String {
+    fn from(value: Asset) -> String {
+        value.0
+    }
+}
 
 impl Asset {
     /// Parses an asset code; `None` unless it is 1 to 16 of `[A-Z0-9]`.
@@ -98,7 +140,28 @@ impl fmt::Display for Asset {
 /// The caller's id for an order, unique among an account's open orders: 1 to 64
 /// bytes of printable ASCII.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[cfg_attr(feature = "serde", serde(try_from = "String", into = "String"))]
 pub struct ClientOrderId(String);
+
+/// Validates like [`ClientOrderId::parse`]: deserialisation goes through here, so a corrupt
+/// snapshot or journal entry cannot create an invalid value.
+impl TryFrom<String> for ClientOrderId {
+    type Error = String;
+
+    fn try_from(text: String) -> Result<Self, Self::Error> {
+        match ClientOrderId::parse(&text) {
+            Some(_) => Ok(ClientOrderId(text)),
+            None => Err(format!("invalid client order id: {text:?}")),
+        }
+    }
+}
+
+impl From<ClientOrderId> for String {
+    fn from(value: ClientOrderId) -> String {
+        value.0
+    }
+}
 
 impl ClientOrderId {
     /// Parses a client order id; `None` unless it is 1 to 64 printable ASCII bytes.
@@ -122,10 +185,12 @@ impl fmt::Display for ClientOrderId {
 /// Identifies one withdrawal; chosen by the caller (the API assigns them from a
 /// sequence).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct WithdrawalId(pub u64);
 
 /// A call or a put.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub enum OptionRight {
     /// The right to buy at the strike: pays `max(0, S - K)` at expiry.
     Call,
@@ -155,6 +220,7 @@ impl OptionRight {
 /// What kind of contract an instrument is. All are linear and cash-settled in the
 /// exchange's settlement asset.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub enum InstrumentKind {
     /// Never expires; funding moves money between longs and shorts.
     Perpetual,
@@ -200,6 +266,7 @@ impl InstrumentKind {
 
 /// Everything needed to create an instrument.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct InstrumentSpec {
     /// Its symbol.
     pub symbol: Symbol,
@@ -242,6 +309,7 @@ impl InstrumentSpec {
 
 /// Whether an instrument trades.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub enum InstrumentStatus {
     /// Orders are accepted and matched.
     Active,
@@ -253,6 +321,7 @@ pub enum InstrumentStatus {
 
 /// What an operator or settlement does to an instrument's status.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub enum StatusChange {
     /// Stop trading.
     Halt,

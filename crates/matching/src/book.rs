@@ -16,6 +16,7 @@ use crate::types::{
 /// How to size a book up front. Sizes are hints: the book grows past them, but
 /// growing allocates, and a book sized for its peak allocates nothing per command.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct BookConfig {
     /// Resting orders the book holds without growing its arena and id index.
     pub expected_orders: usize,
@@ -38,6 +39,7 @@ impl Default for BookConfig {
 
 /// A resting order as the queries show it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct OrderView {
     /// The order's id.
     pub id: OrderId,
@@ -60,6 +62,7 @@ pub struct OrderView {
 
 /// One aggregated price level.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct DepthLevel {
     /// The level's price.
     pub price: Price,
@@ -71,6 +74,7 @@ pub struct DepthLevel {
 
 /// The best levels of both sides.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Default)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct Depth {
     /// Bids, best (highest) first.
     pub bids: Vec<DepthLevel>,
@@ -80,6 +84,7 @@ pub struct Depth {
 
 /// Heap held by a book, for capacity planning and the benchmark's report.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct MemoryUsage {
     /// Size of one order slot in the arena.
     pub order_slot_bytes: usize,
@@ -110,6 +115,7 @@ pub struct MemoryUsage {
 /// [`Quantity::MAX`]) and the account is the index of its entry in the account table
 /// (`account_slot`), not the 8-byte id.
 #[derive(Debug, Clone, Copy)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 #[repr(align(64))]
 struct OrderSlot {
     id: u64,
@@ -133,6 +139,7 @@ const _: () = assert!(std::mem::size_of::<OrderSlot>() == 64);
 /// account's newest order, still in cache, where a linked list in the arena would
 /// cost two cold neighbours per removal.
 #[derive(Debug, Clone)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 struct AccountOrders {
     account: u64,
     slots: Vec<u32>,
@@ -142,6 +149,7 @@ struct AccountOrders {
 
 /// Where the orders live: an arena with a free list, plus the indexes into it.
 #[derive(Debug, Clone)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 struct OrderStore {
     slots: Vec<OrderSlot>,
     free: u32,
@@ -387,12 +395,15 @@ enum TakerEnd {
 /// the events it caused to a buffer the caller owns and clears, so a warmed-up book
 /// does not allocate. See `docs/ARCHITECTURE.md` for the invariants it keeps.
 #[derive(Debug, Clone)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct OrderBook {
     store: OrderStore,
     /// Indexed by [`Side::index`]: bids, asks.
     sides: [Ladder; 2],
     next_priority: u64,
-    /// Reused by `cancel_all`, so that it does not allocate once warm.
+    /// Reused by `cancel_all`, so that it does not allocate once warm. Empty between
+    /// commands, so a snapshot leaves it out.
+    #[cfg_attr(feature = "serde", serde(skip))]
     scratch: Vec<u32>,
 }
 

@@ -8,6 +8,7 @@ use crate::types::{
 /// A new order as submitted. The caller chooses the id; the book rejects an id it
 /// already holds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct NewOrder {
     /// The order's id.
     pub id: OrderId,
@@ -78,6 +79,7 @@ impl NewOrder {
 
 /// One command to an order book. Each produces a list of past-tense events.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub enum Command {
     /// Submit a new order.
     Submit(NewOrder),

@@ -11,6 +11,7 @@ use crate::types::{AccountId, OrderId, Price, Quantity, Side};
 /// (`Rested` or `Canceled`); or a single `Rejected`. An order that traded its whole
 /// quantity emits no separate "filled" event: its last `Traded` shows zero leaves.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub enum Event {
     /// A new order passed validation and will be matched.
     Accepted {
@@ -99,6 +100,7 @@ pub enum Event {
 
 /// Why an order or part of it was canceled.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub enum CancelReason {
     /// The owner asked with [`crate::Command::Cancel`].
     Requested,
@@ -124,6 +126,7 @@ impl CancelReason {
 
 /// Why a command was refused. Each has a stable [`RejectReason::code`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub enum RejectReason {
     /// The book already holds an order with this id.
     DuplicateOrderId,

@@ -19,6 +19,7 @@ const EMPTY: u32 = u32::MAX;
 const MIN_CAPACITY: usize = 16;
 
 #[derive(Debug, Clone, Copy)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 struct Entry {
     /// The top 32 bits of the key's hash: enough to find the entry's home in any
     /// table of up to 2^32 entries.
@@ -33,6 +34,7 @@ const VACANT: Entry = Entry {
 };
 
 #[derive(Debug, Clone)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub(crate) struct IdIndex {
     entries: Vec<Entry>,
     mask: usize,

@@ -20,6 +20,7 @@ const NONE: usize = usize::MAX;
 
 /// One price level: the ends of its FIFO queue of order slots, and aggregates.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub(crate) struct Level {
     pub(crate) head: u32,
     pub(crate) tail: u32,
@@ -39,6 +40,7 @@ impl Level {
 /// Which window levels are non-empty: one bit per level, plus a summary word per 64
 /// words, so that a search skips 4096 empty levels per summary bit.
 #[derive(Debug, Clone, Default)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 struct Occupancy {
     words: Vec<u64>,
     summary: Vec<u64>,
@@ -112,6 +114,7 @@ impl Occupancy {
 
 /// The levels of one side.
 #[derive(Debug, Clone)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub(crate) struct Ladder {
     /// Key of window index 0.
     base: i64,

@@ -2,8 +2,12 @@
 //! integer ticks and lots.
 //!
 //! A plain synchronous, deterministic library: no I/O, no async, no clock, no
-//! randomness, no dependencies. The same commands in always give the same events out
+//! randomness, no required dependencies. The same commands in always give the same events out
 //! and the same [`OrderBook::state_hash`], so a journal can be replayed and checked.
+//!
+//! The optional `serde` feature derives `Serialize` and
+//! `Deserialize` for the commands, events and types, and for [`OrderBook`] itself,
+//! so that a book can be snapshotted whole.
 //!
 //! ```
 //! use bourse_matching::*;

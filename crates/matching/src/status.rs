@@ -11,6 +11,7 @@ use crate::types::{OrderId, Quantity};
 
 /// Where an order is in its life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub enum OrderStatus {
     /// Accepted and being matched; not on the book yet.
     Accepted,
@@ -26,6 +27,7 @@ pub enum OrderStatus {
 
 /// Something that happened to one order, as far as its status is concerned.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub enum StatusTrigger {
     /// It traded and still has quantity left.
     PartiallyFilled,
@@ -43,6 +45,7 @@ pub enum StatusTrigger {
 
 /// An event that the lifecycle does not allow in the order's current status.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct InvalidTransition {
     /// The status the order was in.
     pub from: OrderStatus,

@@ -7,22 +7,27 @@ use std::fmt;
 
 /// Identifies one order. Supplied by the caller; unique among the orders a book holds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct OrderId(pub u64);
 
 /// Identifies the account that owns an order; self-trade prevention compares these.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct AccountId(pub u64);
 
 /// A price in integer ticks of the instrument's tick size.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct Price(pub i64);
 
 /// A quantity in integer lots of the instrument's lot size.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct Quantity(pub u64);
 
 /// A point in time chosen by the caller (the engine owns no clock), e.g. Unix nanoseconds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct Timestamp(pub u64);
 
 impl Price {
@@ -67,6 +72,7 @@ impl fmt::Display for Quantity {
 
 /// Which side of the book an order is on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub enum Side {
     /// A bid: wants to buy, rests on the bid side, takes asks.
     Buy,
@@ -93,6 +99,7 @@ impl Side {
 
 /// What an order should be: a limit order carries its worst acceptable price.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub enum OrderType {
     /// Trades at the limit price or better; what is left may rest (depending on the
     /// time in force).
@@ -104,6 +111,7 @@ pub enum OrderType {
 
 /// How long an order stays live.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub enum TimeInForce {
     /// Good till canceled: the unfilled part rests until filled or canceled.
     Gtc,
@@ -120,6 +128,7 @@ pub enum TimeInForce {
 /// Self-trade prevention: what happens when a taker would trade with a resting order
 /// of the same account. The taker's mode decides (as on Binance and OKX).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub enum SelfTradePrevention {
     /// Cancel the rest of the taker; fills it made before are kept, the maker stays.
     /// Binance `EXPIRE_TAKER`, OKX `cancel_taker`.

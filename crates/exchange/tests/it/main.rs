@@ -5,4 +5,6 @@ mod options;
 mod orders;
 mod properties;
 mod settlement;
+#[cfg(feature = "serde")]
+mod snapshot;
 mod wallet;
