@@ -209,7 +209,7 @@ pub async fn revoke_key(
     caller: AdminCaller<KeysAdmin>,
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
-    check_id(&id)?;
+    super::check_path_id(&id)?;
     if state
         .store
         .revoke_admin_key(&id, OffsetDateTime::now_utc())
@@ -220,17 +220,6 @@ pub async fn revoke_key(
     } else {
         Err(ApiError::not_found("admin key"))
     }
-}
-
-fn check_id(id: &str) -> Result<(), ApiError> {
-    if id.len() > 64 || !id.bytes().all(|b| b.is_ascii_hexdigit() || b == b'-') {
-        return Err(ApiError::validation(vec![FieldError {
-            pointer: "/path/id".into(),
-            code: "invalid_id".into(),
-            message: "ids are UUIDs".into(),
-        }]));
-    }
-    Ok(())
 }
 
 /// A user as the admin sees them.
@@ -299,7 +288,7 @@ pub async fn list_users(
     ApiQuery(p): ApiQuery<UserListParams>,
 ) -> Result<Json<UserPage>, ApiError> {
     if let Some(c) = &p.cursor {
-        check_id(c)?;
+        super::check_path_id(c)?;
     }
     let limit = p.limit.unwrap_or(100).clamp(1, 1000);
     let page = state.store.list_users(p.cursor.as_deref(), limit).await?;
@@ -315,7 +304,7 @@ async fn set_frozen(
     id: &str,
     frozen: bool,
 ) -> Result<StatusCode, ApiError> {
-    check_id(id)?;
+    super::check_path_id(id)?;
     if state
         .identity
         .set_frozen(id, frozen, OffsetDateTime::now_utc())

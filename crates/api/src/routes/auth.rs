@@ -420,13 +420,7 @@ pub async fn revoke_session(
     user: AuthUser,
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
-    if id.len() > 64 || !id.bytes().all(|b| b.is_ascii_hexdigit() || b == b'-') {
-        return Err(ApiError::validation(vec![crate::FieldError {
-            pointer: "/path/id".into(),
-            code: "invalid_id".into(),
-            message: "a session id is a UUID".into(),
-        }]));
-    }
+    super::check_path_id(&id)?;
     let user = if id == user.claims.sid {
         user
     } else {

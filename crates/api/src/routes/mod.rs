@@ -6,3 +6,18 @@ pub mod auth;
 pub mod health;
 pub mod instruments;
 pub mod wallet;
+
+use crate::error::{ApiError, FieldError};
+
+/// Refuses a path id that cannot be one of ours (ids are UUIDs) before any lookup, so
+/// overlong or hostile input never reaches the store. One rule for every `{id}` route.
+pub(crate) fn check_path_id(id: &str) -> Result<(), ApiError> {
+    if id.len() > 64 || !id.bytes().all(|b| b.is_ascii_hexdigit() || b == b'-') {
+        return Err(ApiError::validation(vec![FieldError {
+            pointer: "/path/id".into(),
+            code: "invalid_id".into(),
+            message: "ids are UUIDs".into(),
+        }]));
+    }
+    Ok(())
+}

@@ -198,9 +198,7 @@ pub async fn delete(
     SteppedScoped(user, _): SteppedScoped<Wallet>,
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
-    if id.len() > 64 || !id.bytes().all(|b| b.is_ascii_hexdigit() || b == b'-') {
-        return Err(invalid("/path/id", "invalid_id", "ids are UUIDs"));
-    }
+    super::check_path_id(&id)?;
     if state
         .store
         .delete_address(user.user_id(), &id, OffsetDateTime::now_utc())
