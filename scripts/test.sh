@@ -19,11 +19,12 @@ step "cargo clippy"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 
 step "cargo test"
-rm -rf target/test-logs
+logs="${CARGO_TARGET_DIR:-$root/target}/test-logs"
+rm -rf "$logs"
 cargo test --workspace --locked
 
 step "log scan for planted secrets"
-scripts/scan-logs.sh target/test-logs
+scripts/scan-logs.sh "$logs"
 
 step "Postman: collections match the OpenAPI documents, scripted flow against a real server"
 python3 scripts/postman/check.py
