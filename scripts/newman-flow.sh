@@ -17,8 +17,13 @@ bin="${CARGO_TARGET_DIR:-$root/target}/debug/bourse"
 data="$(mktemp -d)"
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 aport=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-"$bin" serve --data-dir "$data" --public-addr "127.0.0.1:$port" --admin-addr "127.0.0.1:$aport" \
-  >"$data/server.log" 2>&1 &
+# The flow drives the market through the admin API with a key made here, and withdraws
+# to an address it has just whitelisted (cool-down 0 for this server only).
+adminkey=$("$bin" admin keys create --name newman-flow --data-dir "$data" \
+  --scopes instruments:write,instruments:read,deposits:write 2>/dev/null \
+  | tail -n1 | python3 -c 'import json,sys; print(json.load(sys.stdin)["key"])')
+BOURSE_WALLET__ADDRESS_COOLDOWN_SECS=0 "$bin" serve --data-dir "$data" \
+  --public-addr "127.0.0.1:$port" --admin-addr "127.0.0.1:$aport" >"$data/server.log" 2>&1 &
 server=$!
 trap 'kill $server 2>/dev/null; wait $server 2>/dev/null; rm -rf "$data"' EXIT
 for _ in $(seq 200); do
@@ -28,4 +33,5 @@ done
 "$tools/node_modules/.bin/newman" run docs/postman/bourse-flow.postman_collection.json \
   -e docs/postman/local.postman_environment.json \
   --env-var "publicUrl=https://127.0.0.1:$port" --env-var "adminUrl=https://127.0.0.1:$aport" \
+  --env-var "adminKey=$adminkey" \
   --ssl-extra-ca-certs "$data/tls/cert.pem" --bail --color off

@@ -30,13 +30,13 @@ function totp(secret, unixSeconds) {
 """
 
 
-def req(name, method, path, body=None, auth=None, tests="", pre=""):
+def req(name, method, path, body=None, auth=None, tests="", pre="", base="publicUrl"):
     item = {
         "name": name,
         "request": {
             "method": method,
             "header": [{"key": "Content-Type", "value": "application/json"}] if body is not None else [],
-            "url": {"raw": "{{publicUrl}}" + path, "host": ["{{publicUrl}}"], "path": [p for p in path.split("/") if p]},
+            "url": {"raw": "{{" + base + "}}" + path, "host": ["{{" + base + "}}"], "path": [p for p in path.split("/") if p]},
         },
         "event": [],
     }
@@ -75,6 +75,7 @@ pm.test('200 with tokens', () => {
     req("Who am I", "GET", "/v1/auth/me", auth="access",
         tests="""
 pm.test('password-only session', () => { pm.response.to.have.status(200); pm.expect(pm.response.json().acr).to.eql('pwd'); });
+pm.collectionVariables.set('userId', pm.response.json().user_id);
 pm.test('no-store', () => pm.response.to.have.header('Cache-Control', 'no-store'));
 """),
     req("Change password without 2FA is refused", "POST", "/v1/auth/password",
@@ -127,6 +128,116 @@ pm.test('token with acr=mfa', () => {
     req("Who am I after step-up", "GET", "/v1/auth/me", auth="stepped",
         tests="""
 pm.test('acr is mfa', () => pm.expect(pm.response.json().acr).to.eql('mfa'));
+"""),
+    # --- trading: an admin runs the market, two users trade, one withdraws ---
+    req("Admin sets the mark and index price", "POST", "/admin/v1/instruments/BTC-PERP/prices",
+        {"mark": "50000", "index": "50000"}, auth="adminKey", base="adminUrl",
+        tests="""
+pm.test('200', () => pm.response.to.have.status(200));
+"""),
+    req("Admin credits a deposit", "POST", "/admin/v1/deposits",
+        {"user_id": "{{userId}}", "asset": "USDC", "amount": "100000", "tx_ref": "{{txRef}}"}, auth="adminKey", base="adminUrl",
+        pre="""
+pm.collectionVariables.set('txRef', 'flow-tx-' + Date.now());
+""",
+        tests="""
+pm.test('201 credited', () => { pm.response.to.have.status(201); pm.expect(pm.response.json().state).to.eql('credited'); });
+"""),
+    req("Place a resting order", "POST", "/v1/orders",
+        {"symbol": "BTC-PERP", "side": "sell", "type": "limit", "price": "50000.5", "quantity": "0.010", "client_order_id": "flow-1"},
+        auth="access",
+        tests="""
+pm.test('201 resting', () => {
+  pm.response.to.have.status(201);
+  const b = pm.response.json();
+  pm.expect(b.status).to.eql('new');
+  pm.expect(b.price).to.eql('50000.5');
+  pm.collectionVariables.set('orderId', b.order_id);
+});
+"""),
+    req("The book shows it", "GET", "/v1/instruments/BTC-PERP/book?depth=5",
+        tests="""
+pm.test('best ask', () => { pm.response.to.have.status(200); pm.expect(pm.response.json().asks[0].price).to.eql('50000.5'); });
+"""),
+    req("Register a second user", "POST", "/v1/auth/register", {"email": "{{email2}}", "password": "{{password}}"},
+        pre="""
+pm.collectionVariables.set('email2', 'flow2-' + Date.now() + '@example.com');
+""",
+        tests="""
+pm.test('201', () => pm.response.to.have.status(201));
+pm.collectionVariables.set('userId2', pm.response.json().id);
+"""),
+    req("The second user logs in", "POST", "/v1/auth/login", {"email": "{{email2}}", "password": "{{password}}"},
+        tests="""
+pm.test('tokens', () => { pm.response.to.have.status(200); pm.collectionVariables.set('access2', pm.response.json().access_token); });
+"""),
+    req("Who is the second user", "GET", "/v1/auth/me", auth="access2",
+        tests="""
+pm.test('200', () => pm.response.to.have.status(200));
+pm.collectionVariables.set('userId2', pm.response.json().user_id);
+"""),
+    req("Admin credits the second user", "POST", "/admin/v1/deposits",
+        {"user_id": "{{userId2}}", "asset": "USDC", "amount": "100000", "tx_ref": "{{txRef2}}"}, auth="adminKey", base="adminUrl",
+        pre="""
+pm.collectionVariables.set('txRef2', 'flow-tx2-' + Date.now());
+""",
+        tests="""
+pm.test('201', () => pm.response.to.have.status(201));
+"""),
+    req("The second user takes it", "POST", "/v1/orders",
+        {"symbol": "BTC-PERP", "side": "buy", "type": "market", "quantity": "0.010"}, auth="access2",
+        tests="""
+pm.test('filled at the resting price', () => {
+  pm.response.to.have.status(201);
+  const b = pm.response.json();
+  pm.expect(b.status).to.eql('filled');
+  pm.expect(b.fills[0].price).to.eql('50000.5');
+  pm.expect(b.fills[0].liquidity).to.eql('taker');
+});
+"""),
+    req("The maker's order is filled", "GET", "/v1/orders/{{orderId}}", auth="access",
+        tests="""
+pm.test('filled', () => { pm.response.to.have.status(200); pm.expect(pm.response.json().status).to.eql('filled'); });
+"""),
+    req("The maker's fill", "GET", "/v1/fills", auth="access",
+        tests="""
+pm.test('one maker fill', () => {
+  const d = pm.response.json().data;
+  pm.expect(d).to.have.length(1);
+  pm.expect(d[0].liquidity).to.eql('maker');
+  pm.expect(d[0].order_id).to.eql(pm.collectionVariables.get('orderId'));
+});
+"""),
+    req("The maker is short", "GET", "/v1/positions", auth="access",
+        tests="""
+pm.test('short 0.01', () => pm.expect(pm.response.json().data[0].size).to.eql('-0.01'));
+"""),
+    req("The taker is long", "GET", "/v1/positions", auth="access2",
+        tests="""
+pm.test('long 0.01', () => pm.expect(pm.response.json().data[0].size).to.eql('0.01'));
+"""),
+    req("Another user's order is not found", "GET", "/v1/orders/{{orderId}}", auth="access2",
+        tests="""
+pm.test('404 problem', () => { pm.response.to.have.status(404); pm.expect(pm.response.json().code).to.eql('not_found'); });
+"""),
+    req("Whitelist a withdrawal address (step-up)", "POST", "/v1/wallet/addresses",
+        {"asset": "USDC", "address": "0x8ba1f109551bd432803012645ac136ddd64dba72", "label": "flow"}, auth="stepped",
+        tests="""
+pm.test('201', () => { pm.response.to.have.status(201); pm.collectionVariables.set('addressId', pm.response.json().id); });
+"""),
+    req("Withdrawing without step-up is refused", "POST", "/v1/wallet/withdrawals",
+        {"asset": "USDC", "amount": "100", "address_id": "{{addressId}}"}, auth="access",
+        tests="""
+pm.test('401 step-up', () => { pm.response.to.have.status(401); pm.expect(pm.response.json().code).to.eql('insufficient_user_authentication'); });
+"""),
+    req("Withdraw with step-up", "POST", "/v1/wallet/withdrawals",
+        {"asset": "USDC", "amount": "100", "address_id": "{{addressId}}"}, auth="stepped",
+        tests="""
+pm.test('201 pending', () => { pm.response.to.have.status(201); pm.expect(pm.response.json().state).to.eql('pending'); });
+"""),
+    req("The funds are held", "GET", "/v1/account", auth="access",
+        tests="""
+pm.test('held 100', () => { pm.response.to.have.status(200); pm.expect(pm.response.json().balances[0].held).to.eql('100'); });
 """),
     req("Refresh", "POST", "/v1/auth/refresh", {"refresh_token": "{{refresh}}"},
         tests="""

@@ -29,10 +29,17 @@ macro_rules! scope_marker {
     };
 }
 
+scope_marker!(InstrumentsRead, InstrumentsRead, "instruments:read");
 scope_marker!(InstrumentsWrite, InstrumentsWrite, "instruments:write");
 scope_marker!(UsersRead, UsersRead, "users:read");
 scope_marker!(UsersWrite, UsersWrite, "users:write");
 scope_marker!(KeysAdmin, KeysAdmin, "keys:admin");
+scope_marker!(DepositsWrite, DepositsWrite, "deposits:write");
+scope_marker!(
+    WithdrawalsApprove,
+    WithdrawalsApprove,
+    "withdrawals:approve"
+);
 
 /// An authenticated admin key holding scope `S`.
 #[derive(Debug)]

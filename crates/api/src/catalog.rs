@@ -93,6 +93,14 @@ impl Catalog {
         self.replace(all);
     }
 
+    /// Every instrument, by symbol.
+    pub fn all(&self) -> Vec<Instrument> {
+        self.current()
+            .iter()
+            .map(|e| e.instrument.clone())
+            .collect()
+    }
+
     /// One instrument by symbol.
     pub fn get(&self, symbol: &Symbol) -> Option<Instrument> {
         self.find(symbol, |e| e.instrument.clone())

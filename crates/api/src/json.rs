@@ -27,43 +27,63 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for ApiJson<T> {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, _state: &S) -> Result<Self, Self::Rejection> {
-        let is_json = req
-            .headers()
-            .get(header::CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.split(';').next())
-            .is_some_and(|m| m.trim().eq_ignore_ascii_case("application/json"));
-        if !is_json {
-            return Err(ApiError::new(
-                StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                "unsupported_media_type",
-                "the request body must be sent with Content-Type: application/json",
-            ));
-        }
-        // The body-limit layer has already bounded the stream; `usize::MAX` here only
-        // means "do not add a second, different limit".
-        let bytes = match axum::body::to_bytes(req.into_body(), usize::MAX).await {
-            Ok(b) => b,
-            Err(e) => {
-                let too_large = std::error::Error::source(&e)
-                    .is_some_and(|s| s.is::<http_body_util::LengthLimitError>())
-                    || e.to_string().contains("length limit");
-                return Err(if too_large {
-                    ApiError::new(
-                        StatusCode::PAYLOAD_TOO_LARGE,
-                        "payload_too_large",
-                        "the request body is larger than the limit",
-                    )
-                } else {
-                    ApiError::new(
-                        StatusCode::BAD_REQUEST,
-                        "body_read_failed",
-                        "the request body could not be read",
-                    )
-                });
-            }
-        };
+        let bytes = json_body(req).await?;
         parse(&bytes).map(ApiJson)
+    }
+}
+
+/// A JSON request body parsed into `T`, with the exact bytes it came from (for
+/// `Idempotency-Key`, which must recognise the same request again).
+#[derive(Debug, Clone)]
+pub struct ApiJsonBytes<T>(pub T, pub bytes::Bytes);
+
+impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for ApiJsonBytes<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, _state: &S) -> Result<Self, Self::Rejection> {
+        let bytes = json_body(req).await?;
+        let value = parse(&bytes)?;
+        Ok(ApiJsonBytes(value, bytes))
+    }
+}
+
+/// The body of an `application/json` request, within the size limit.
+async fn json_body(req: Request) -> Result<bytes::Bytes, ApiError> {
+    let is_json = req
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .is_some_and(|m| m.trim().eq_ignore_ascii_case("application/json"));
+    if !is_json {
+        return Err(ApiError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+            "the request body must be sent with Content-Type: application/json",
+        ));
+    }
+    // The body-limit layer has already bounded the stream; `usize::MAX` here only
+    // means "do not add a second, different limit".
+    match axum::body::to_bytes(req.into_body(), usize::MAX).await {
+        Ok(b) => Ok(b),
+        Err(e) => {
+            let too_large = std::error::Error::source(&e)
+                .is_some_and(|s| s.is::<http_body_util::LengthLimitError>())
+                || e.to_string().contains("length limit");
+            Err(if too_large {
+                ApiError::new(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    "payload_too_large",
+                    "the request body is larger than the limit",
+                )
+            } else {
+                ApiError::new(
+                    StatusCode::BAD_REQUEST,
+                    "body_read_failed",
+                    "the request body could not be read",
+                )
+            })
+        }
     }
 }
 

@@ -12,6 +12,7 @@ pub mod middleware;
 pub mod query;
 pub mod request_id;
 pub mod routes;
+pub mod trading;
 
 use std::time::Duration;
 
@@ -40,6 +41,8 @@ pub struct AppState {
     pub identity: bourse_identity::Identity,
     /// Wallet settings.
     pub wallet: WalletConfig,
+    /// The exchange engine and the user → trading account map.
+    pub trading: trading::Trading,
 }
 
 /// Wallet settings.
@@ -94,6 +97,9 @@ impl Default for HttpLimits {
         (name = "wallet", description = "Withdrawal whitelist (sensitive: step-up)."),
         (name = "health", description = "Liveness and readiness probes."),
         (name = "instruments", description = "Reference data: the contracts that can be traded."),
+        (name = "market", description = "Public market data: order book, trades, ticker."),
+        (name = "trading", description = "Orders and fills (scope `trade` to change, `read` to list)."),
+        (name = "account", description = "Balances, margin, positions and the ledger (scope `read`)."),
     )
 )]
 struct ApiDoc;
@@ -149,6 +155,29 @@ fn public_parts() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(routes::auth::jwks))
         .routes(routes!(routes::wallet::list, routes::wallet::add))
         .routes(routes!(routes::wallet::delete))
+        .routes(routes!(routes::market::book))
+        .routes(routes!(routes::market::trades))
+        .routes(routes!(routes::market::ticker))
+        .routes(routes!(
+            routes::orders::create,
+            routes::orders::list,
+            routes::orders::cancel_all
+        ))
+        .routes(routes!(
+            routes::orders::get,
+            routes::orders::amend,
+            routes::orders::cancel
+        ))
+        .routes(routes!(routes::account::account))
+        .routes(routes!(routes::account::positions))
+        .routes(routes!(routes::account::fills))
+        .routes(routes!(routes::account::ledger))
+        .routes(routes!(
+            routes::wallet::list_withdrawals,
+            routes::wallet::request_withdrawal
+        ))
+        .routes(routes!(routes::wallet::get_withdrawal))
+        .routes(routes!(routes::wallet::list_deposits))
         .split_for_parts()
 }
 
@@ -206,6 +235,16 @@ fn admin_parts() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(routes::health::healthz))
         .routes(routes!(routes::health::readyz))
         .routes(routes!(routes::admin_instruments::create))
+        .routes(routes!(routes::admin_instruments::halt))
+        .routes(routes!(routes::admin_instruments::resume))
+        .routes(routes!(routes::admin_instruments::set_prices))
+        .routes(routes!(routes::admin_instruments::funding))
+        .routes(routes!(routes::admin_instruments::settle))
+        .routes(routes!(routes::admin_trading::engine_status))
+        .routes(routes!(routes::admin_trading::credit_deposit))
+        .routes(routes!(routes::admin_trading::list_withdrawals))
+        .routes(routes!(routes::admin_trading::approve_withdrawal))
+        .routes(routes!(routes::admin_trading::reject_withdrawal))
         .routes(routes!(
             routes::admin_identity::list_keys,
             routes::admin_identity::create_key
@@ -284,11 +323,23 @@ mod tests {
         )
         .await
         .unwrap();
+        let engine_dir = dir.path().join("engine");
+        let (engine, _) = bourse_engine::Engine::start(
+            bourse_engine::EngineConfig::new(
+                engine_dir,
+                bourse_engine::core::Asset::parse("USDC").unwrap(),
+            ),
+            store.clone(),
+        )
+        .await
+        .unwrap();
+        std::mem::forget(dir);
         AppState {
             store,
             catalog: catalog::Catalog::default(),
             identity,
             wallet: WalletConfig::default(),
+            trading: trading::Trading::new(engine, 10_000 * 1_000_000),
         }
     }
 

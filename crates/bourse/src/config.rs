@@ -44,6 +44,8 @@ pub struct Config {
     pub http: HttpConfig,
     /// Wallet rules.
     pub wallet: WalletConfig,
+    /// The exchange engine: journal, queue, snapshots.
+    pub engine: EngineSettings,
 }
 
 /// Wallet rules.
@@ -52,6 +54,25 @@ pub struct Config {
 pub struct WalletConfig {
     /// Seconds a new withdrawal address waits before it can receive withdrawals.
     pub address_cooldown_secs: u64,
+    /// Withdrawals above this amount (a decimal string, in the settlement asset) need
+    /// two different admin keys to approve.
+    pub dual_approval_above: String,
+}
+
+/// The exchange engine.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct EngineSettings {
+    /// Journal and snapshot folder. Unset: `data_dir/journal`.
+    pub journal_dir: Option<PathBuf>,
+    /// Commands each queue lane holds before new ones get 503 (cancels have their own lane).
+    pub queue_capacity: usize,
+    /// Most commands one journal commit (fsync) covers.
+    pub max_batch: usize,
+    /// Journaled commands between snapshots.
+    pub snapshot_every: u64,
+    /// The settlement (collateral) asset.
+    pub settlement_asset: String,
 }
 
 /// Logging settings.
@@ -125,6 +146,14 @@ impl Default for Config {
             },
             wallet: WalletConfig {
                 address_cooldown_secs: 24 * 3600,
+                dual_approval_above: "10000".into(),
+            },
+            engine: EngineSettings {
+                journal_dir: None,
+                queue_capacity: 4096,
+                max_batch: 1024,
+                snapshot_every: 100_000,
+                settlement_asset: "USDC".into(),
             },
         }
     }
@@ -239,10 +268,51 @@ impl Config {
         if h.max_header_bytes < 1024 {
             return bad("http.max_header_bytes", "must be at least 1024");
         }
+        let e = &self.engine;
+        for (key, v) in [
+            ("engine.queue_capacity", e.queue_capacity as u64),
+            ("engine.max_batch", e.max_batch as u64),
+            ("engine.snapshot_every", e.snapshot_every),
+        ] {
+            if v == 0 {
+                return bad(key, "must be greater than zero");
+            }
+        }
+        if bourse_engine::core::Asset::parse(&e.settlement_asset).is_none() {
+            return bad(
+                "engine.settlement_asset",
+                "must be an asset code such as USDC",
+            );
+        }
+        if self.dual_approval_micros().is_none() {
+            return bad(
+                "wallet.dual_approval_above",
+                "must be a decimal string >= 0 with at most 6 decimals",
+            );
+        }
         if tracing_subscriber::EnvFilter::try_new(&self.log.level).is_err() {
             return bad("log.level", "is not a valid tracing filter");
         }
         Ok(self)
+    }
+
+    /// The journal folder in use.
+    pub fn effective_journal_dir(&self) -> PathBuf {
+        self.engine
+            .journal_dir
+            .clone()
+            .unwrap_or_else(|| self.data_dir.join("journal"))
+    }
+
+    /// `wallet.dual_approval_above` in micro-units.
+    pub fn dual_approval_micros(&self) -> Option<i128> {
+        let d = bourse_types::decimal::parse_decimal(&self.wallet.dual_approval_above).ok()?;
+        let m = d.checked_mul(bourse_types::Decimal::from(1_000_000))?;
+        if d.is_sign_negative() || !m.fract().is_zero() {
+            return None;
+        }
+        let t = m.trunc();
+        Some(t.mantissa() / 10i128.pow(t.scale()))
     }
 
     /// The master key file in use.

@@ -32,6 +32,10 @@ pub struct Running {
     pub store: Store,
     /// The identity service.
     pub identity: bourse_identity::Identity,
+    /// The exchange engine.
+    pub engine: bourse_engine::Engine,
+    /// What the engine's start-up found (snapshot, replay, torn tail).
+    pub engine_start: bourse_engine::StartReport,
     stop: watch::Sender<bool>,
     tasks: Vec<JoinHandle<()>>,
 }
@@ -40,17 +44,16 @@ impl Running {
     /// Starts graceful shutdown and waits for both listeners to drain.
     pub async fn shutdown(self) {
         let _ = self.stop.send(true);
-        for t in self.tasks {
-            let _ = t.await;
-        }
-        self.store.close().await;
+        self.wait().await;
     }
 
-    /// Waits until both listeners have stopped (after [`Running::stop_signal`]).
+    /// Waits until both listeners have stopped (after [`Running::stop_signal`]), then
+    /// lets the engine finish its queue and the read models catch up.
     pub async fn wait(self) {
         for t in self.tasks {
             let _ = t.await;
         }
+        self.engine.shutdown().await;
         self.store.close().await;
     }
 
@@ -161,6 +164,11 @@ pub async fn start(cfg: &Config) -> anyhow::Result<Running> {
         .await
         .context("loading the instrument catalog")?;
     let identity = open_identity(cfg, &store).await?;
+    let (engine, engine_start) = open_engine(cfg, &store).await?;
+    sync_instruments(&catalog, &engine).await?;
+    let dual_approval = cfg
+        .dual_approval_micros()
+        .context("wallet.dual_approval_above")?;
     let state = AppState {
         store: store.clone(),
         catalog: catalog.clone(),
@@ -170,6 +178,7 @@ pub async fn start(cfg: &Config) -> anyhow::Result<Running> {
                 i64::try_from(cfg.wallet.address_cooldown_secs).unwrap_or(i64::MAX),
             ),
         },
+        trading: bourse_api::trading::Trading::new(engine.clone(), dual_approval),
     };
     let limits = HttpLimits {
         body_limit: cfg.http.body_limit_bytes,
@@ -220,7 +229,69 @@ pub async fn start(cfg: &Config) -> anyhow::Result<Running> {
         fingerprint: tls.fingerprint,
         store,
         identity,
+        engine,
+        engine_start,
         stop,
         tasks,
     })
+}
+
+/// Starts the engine on the journal in the data folder: latest snapshot + replay, with
+/// the read models brought up to date.
+pub async fn open_engine(
+    cfg: &Config,
+    store: &Store,
+) -> anyhow::Result<(bourse_engine::Engine, bourse_engine::StartReport)> {
+    let settlement = bourse_engine::core::Asset::parse(&cfg.engine.settlement_asset)
+        .context("engine.settlement_asset")?;
+    let mut ecfg = bourse_engine::EngineConfig::new(cfg.effective_journal_dir(), settlement);
+    ecfg.queue_capacity = cfg.engine.queue_capacity;
+    ecfg.max_batch = cfg.engine.max_batch;
+    ecfg.snapshot_every = cfg.engine.snapshot_every;
+    bourse_engine::Engine::start(ecfg, store.clone())
+        .await
+        .context("starting the exchange engine")
+}
+
+/// Lists in the core every catalog instrument it does not have yet (the catalog is the
+/// source of truth for which instruments exist; an admin create writes the store first).
+async fn sync_instruments(
+    catalog: &bourse_api::catalog::Catalog,
+    engine: &bourse_engine::Engine,
+) -> anyhow::Result<()> {
+    for inst in catalog.all() {
+        let Some(symbol) = bourse_engine::core::Symbol::parse(inst.symbol.as_str()) else {
+            continue;
+        };
+        if engine
+            .read(|ex| ex.instrument(&symbol).is_some())
+            .context("reading the engine")?
+        {
+            continue;
+        }
+        let spec = match bourse_api::trading::core_spec(
+            &inst,
+            bourse_api::trading::Rates::default_for(inst.kind),
+        ) {
+            Ok(spec) => spec,
+            Err(why) => {
+                tracing::warn!(symbol = %inst.symbol.as_str(), why, "instrument cannot be traded by the core");
+                continue;
+            }
+        };
+        let outcome = engine
+            .submit(
+                bourse_engine::core::Command::CreateInstrument {
+                    spec,
+                    ts: bourse_api::trading::now_ts(),
+                },
+                bourse_engine::Meta::default(),
+            )
+            .await
+            .map_err(|e| anyhow::anyhow!("listing {} in the engine: {e}", inst.symbol.as_str()))?;
+        if let Some(reason) = outcome.rejection() {
+            tracing::warn!(symbol = %inst.symbol.as_str(), reason = reason.code(), "the core refused an instrument");
+        }
+    }
+    Ok(())
 }

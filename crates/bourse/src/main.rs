@@ -71,6 +71,19 @@ enum Command {
         #[command(subcommand)]
         command: KeysCommand,
     },
+    /// The exchange engine's journal.
+    Engine {
+        #[command(subcommand)]
+        command: EngineCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum EngineCommand {
+    /// Replay the whole journal from its first record (no snapshot) and print the last
+    /// sequence number, the records replayed and the state hash, as one JSON line. Run
+    /// it on a stopped node: the hash must equal what the node reported.
+    Verify,
 }
 
 #[derive(Debug, Subcommand)]
@@ -189,6 +202,9 @@ fn main() -> ExitCode {
             run(&cfg, admin_keys(&cfg, command))
         }
         Command::Keys { command } => run(&cfg, keys(&cfg, command)),
+        Command::Engine {
+            command: EngineCommand::Verify,
+        } => run(&cfg, engine_verify(&cfg)),
         Command::Serve => run_logging_to(&cfg, true, serve(&cfg)),
     }
 }
@@ -376,5 +392,24 @@ async fn serve(cfg: &Config) -> anyhow::Result<()> {
     let _ = stop.send(true);
     running.wait().await;
     tracing::info!("bourse stopped");
+    Ok(())
+}
+
+async fn engine_verify(cfg: &Config) -> anyhow::Result<()> {
+    let dir = cfg.effective_journal_dir();
+    let settlement = bourse_engine::core::Asset::parse(&cfg.engine.settlement_asset)
+        .ok_or_else(|| anyhow::anyhow!("engine.settlement_asset is not an asset code"))?;
+    let (seq, records, hash) =
+        tokio::task::spawn_blocking(move || bourse_engine::replay_fresh(&dir, settlement))
+            .await?
+            .map_err(|e| anyhow::anyhow!("replaying the journal: {e}"))?;
+    println!(
+        "{}",
+        serde_json::json!({
+            "durable_seq": seq,
+            "records": records,
+            "state_hash": format!("{hash:016x}"),
+        })
+    );
     Ok(())
 }

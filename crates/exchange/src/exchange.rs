@@ -24,6 +24,8 @@ pub(crate) struct Instrument {
     pub(crate) status: InstrumentStatus,
     pub(crate) mark: Option<Price>,
     pub(crate) index: Option<Price>,
+    /// The rate of the last funding payment (perpetuals), ppb.
+    pub(crate) last_funding_ppb: Option<i64>,
     pub(crate) book: OrderBook,
 }
 
@@ -433,6 +435,7 @@ impl Exchange {
             status: InstrumentStatus::Active,
             mark: None,
             index: None,
+            last_funding_ppb: None,
             book: OrderBook::new(),
         });
         self.by_symbol.insert(spec.symbol.clone(), idx);
@@ -1534,6 +1537,7 @@ impl Exchange {
                 dust,
             },
         });
+        self.instruments[idx].last_funding_ppb = Some(rate_ppb);
         Ok(())
     }
 
@@ -1654,6 +1658,7 @@ impl Exchange {
             h.str(inst.status.code());
             h.i128(inst.mark.map_or(-1, |p| i128::from(p.0)));
             h.i128(inst.index.map_or(-1, |p| i128::from(p.0)));
+            h.i128(inst.last_funding_ppb.map_or(i128::MIN, i128::from));
             h.u64(inst.book.state_hash());
         }
         h.u64(self.accounts.len() as u64);

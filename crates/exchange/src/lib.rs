@@ -98,6 +98,7 @@ mod query;
 pub mod snapshot;
 pub mod types;
 
+pub use bourse_matching::{Depth, DepthLevel};
 pub use command::{Command, OrderKind, PlaceOrder};
 pub use event::{BalanceReason, CancelReason, Event, EventKind, Liquidity, RejectReason};
 pub use exchange::{Exchange, Withdrawal, WithdrawalState};

@@ -23,6 +23,10 @@ pub struct InstrumentView {
     pub mark: Option<Price>,
     /// Index price, once set.
     pub index: Option<Price>,
+    /// The rate of the last funding payment (perpetuals), ppb.
+    pub last_funding_ppb: Option<i64>,
+    /// Open interest: the sum of the long positions, in lots.
+    pub open_interest: i128,
 }
 
 /// An account's money in the settlement asset, valued at the mark prices.
@@ -102,6 +106,13 @@ impl Exchange {
             status: inst.status,
             mark: inst.mark,
             index: inst.index,
+            last_funding_ppb: inst.last_funding_ppb,
+            open_interest: self
+                .accounts
+                .values()
+                .filter_map(|a| a.exposures.get(&idx))
+                .map(|e| e.size.max(0))
+                .sum(),
         })
     }
 

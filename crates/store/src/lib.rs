@@ -12,6 +12,11 @@
 //! per area. The store keeps only hashes and encrypted blobs it cannot read, never
 //! decides policy beyond atomic state transitions, and never reads the clock: every
 //! time is passed in. Identity times are stored as unix seconds.
+//!
+//! Trading read models (`trading.rs`: orders, fills, ledger, positions, projected from
+//! the engine's events in checkpointed batches; trading accounts) and wallet operations
+//! (`wallet_ops.rs`: withdrawals with their approvals, deposits) keep times as unix
+//! microseconds and amounts that can exceed 64 bits as integer text.
 
 use std::fmt;
 use std::time::Duration;
@@ -49,7 +54,9 @@ mod signing_keys;
 mod sqlite;
 pub mod testing;
 mod totp;
+mod trading;
 mod users;
+mod wallet_ops;
 
 pub use addresses::AddressRecord;
 pub use admin_keys::AdminKeyRecord;
@@ -61,7 +68,11 @@ pub use purge::Purged;
 pub use sessions::{MAX_USER_AGENT_CHARS, RotateOutcome, SessionRecord};
 pub use signing_keys::SigningKeyRecord;
 pub use totp::{TotpFailure, TotpRecord};
+pub use trading::{
+    FillQuery, FillRow, LedgerQuery, LedgerRow, OrderQuery, OrderRow, PositionRow, ReadOp,
+};
 pub use users::{UserRecord, UserStatus};
+pub use wallet_ops::{DepositRow, WithdrawalRow};
 
 use error::{db_error, migrate_error, unavailable};
 use row::{AppliedMigrationRow, InstrumentRow};

@@ -4,6 +4,8 @@ use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
+use bourse_engine::Meta;
+use bourse_engine::core::{Command, RejectReason};
 use bourse_identity::admin_keys::{self, KeyRequestError, NewKey};
 use bourse_store::{AdminKeyRecord, UserRecord};
 use secrecy::ExposeSecret;
@@ -305,19 +307,35 @@ async fn set_frozen(
     frozen: bool,
 ) -> Result<StatusCode, ApiError> {
     super::check_path_id(id)?;
-    if state
+    if !state
         .identity
         .set_frozen(id, frozen, OffsetDateTime::now_utc())
         .await?
     {
-        tracing::info!(admin_key = %caller, user_id = %id, frozen, "user status changed");
-        Ok(StatusCode::NO_CONTENT)
-    } else {
-        Err(ApiError::not_found("user"))
+        return Err(ApiError::not_found("user"));
     }
+    // The trading account too: freezing cancels its open orders in the core and stops
+    // trading and withdrawals. Repeating a freeze or unfreeze is harmless.
+    let account = state.trading.account(&state.store, id).await?;
+    let ts = crate::trading::now_ts();
+    let command = if frozen {
+        Command::FreezeAccount { account, ts }
+    } else {
+        Command::UnfreezeAccount { account, ts }
+    };
+    let outcome = state.trading.submit(command, Meta::default()).await?;
+    match outcome.rejection() {
+        // No trading account in the core yet (no deposit), or already in that state.
+        None | Some(RejectReason::UnknownAccount | RejectReason::FreezeUnchanged) => {}
+        Some(reason) => return Err(crate::trading::rejection(reason)),
+    }
+    tracing::info!(admin_key = %caller, user_id = %id, frozen, "user status changed");
+    Ok(StatusCode::NO_CONTENT)
 }
 
-/// Freeze a user (scope `users:write`): every session is revoked and logins refused.
+/// Freeze a user (scope `users:write`): every session is revoked, logins are refused,
+/// and the trading account is frozen (its open orders are canceled; no trading or
+/// withdrawals).
 #[utoipa::path(
     post, path = "/admin/v1/users/{id}/freeze", tag = "admin", operation_id = "freezeUser",
     security(("admin_key" = ["users:write"])),
@@ -328,6 +346,7 @@ async fn set_frozen(
         (status = 401, description = "No, unknown, revoked or expired key.", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "The key lacks `users:write`.", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such user.", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "The engine queue is full (`overloaded`) or the engine is unavailable; see `Retry-After`. Repeat the call.", body = Problem, content_type = "application/problem+json"),
     )
 )]
 pub async fn freeze_user(
@@ -338,7 +357,7 @@ pub async fn freeze_user(
     set_frozen(&state, &caller.key_id, &id, true).await
 }
 
-/// Unfreeze a user (scope `users:write`).
+/// Unfreeze a user (scope `users:write`), and their trading account.
 #[utoipa::path(
     post, path = "/admin/v1/users/{id}/unfreeze", tag = "admin", operation_id = "unfreezeUser",
     security(("admin_key" = ["users:write"])),
@@ -349,6 +368,7 @@ pub async fn freeze_user(
         (status = 401, description = "No, unknown, revoked or expired key.", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "The key lacks `users:write`.", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such user.", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "The engine queue is full (`overloaded`) or the engine is unavailable; see `Retry-After`. Repeat the call.", body = Problem, content_type = "application/problem+json"),
     )
 )]
 pub async fn unfreeze_user(

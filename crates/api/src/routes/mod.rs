@@ -1,10 +1,14 @@
 //! One module per feature; each exposes its handlers to [`crate::router`].
 
+pub mod account;
 pub mod admin_identity;
 pub mod admin_instruments;
+pub mod admin_trading;
 pub mod auth;
 pub mod health;
 pub mod instruments;
+pub mod market;
+pub mod orders;
 pub mod wallet;
 
 use crate::error::{ApiError, FieldError};

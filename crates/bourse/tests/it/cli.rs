@@ -10,7 +10,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
 
-fn bourse() -> Command {
+pub(crate) fn bourse() -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_bourse"));
     // Keep the developer's environment out of these tests.
     for (k, _) in std::env::vars() {
@@ -21,7 +21,7 @@ fn bourse() -> Command {
     c
 }
 
-fn run(cmd: &mut Command) -> (i32, String, String) {
+pub(crate) fn run(cmd: &mut Command) -> (i32, String, String) {
     let out = cmd.output().expect("bourse runs");
     (
         out.status.code().unwrap_or(-1),
@@ -98,10 +98,10 @@ fn layers_apply_in_order_and_secrets_are_redacted() {
     assert!(!out.contains("hunter2"), "{out}");
 }
 
-struct Server {
-    child: Child,
-    public: String,
-    admin: String,
+pub(crate) struct Server {
+    pub(crate) child: Child,
+    pub(crate) public: String,
+    pub(crate) admin: String,
 }
 
 impl Drop for Server {
@@ -113,6 +113,11 @@ impl Drop for Server {
 
 /// Starts `bourse serve` on port 0 and reads the bound addresses from its JSON log.
 fn serve(data_dir: &std::path::Path) -> Server {
+    serve_with(data_dir, &[])
+}
+
+/// [`serve`] with more arguments (e.g. `--database-url`).
+pub(crate) fn serve_with(data_dir: &std::path::Path, extra: &[&str]) -> Server {
     let mut child = bourse()
         .args([
             "serve",
@@ -123,6 +128,7 @@ fn serve(data_dir: &std::path::Path) -> Server {
             "--data-dir",
         ])
         .arg(data_dir)
+        .args(extra)
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
         .spawn()

@@ -23,14 +23,17 @@ macro_rules! both {
 
 mod browser;
 mod cli;
+mod crash;
 mod errors;
 mod headers;
 mod identity;
 mod instruments;
 mod openapi;
 mod readiness;
+mod trading;
 mod transport;
 mod wallet;
+mod wallet_trading;
 
 use reqwest::Response;
 use serde_json::Value;
