@@ -45,7 +45,10 @@ CREATE TABLE orders (
 );
 -- An account's orders, newest first.
 CREATE INDEX orders_account ON orders (account_id, order_id);
-CREATE UNIQUE INDEX orders_idempotency ON orders (account_id, idempotency_key)
+-- Not unique: the claim in idempotency_keys is what makes a key single-use, and it is
+-- purged after a day; a key reused later must never stall the projection. The newest
+-- order under a key is the one a retry finds.
+CREATE INDEX orders_idempotency ON orders (account_id, idempotency_key, order_id)
     WHERE idempotency_key IS NOT NULL;
 
 -- One row per side of a trade: the maker's and the taker's share the trade id.

@@ -1,6 +1,6 @@
-//! The store suite. Every case in `schema`, `instruments` and the identity modules runs
-//! twice, on SQLite and on PostgreSQL, each time against a fresh database that is removed
-//! afterwards.
+//! The store suite. Every case in `schema`, `instruments`, `trading` and the identity
+//! modules runs twice, on SQLite and on PostgreSQL, each time against a fresh database
+//! that is removed afterwards.
 //!
 //! PostgreSQL is `BOURSE_TEST_PG_URL` (default `postgres://postgres@127.0.0.1:5432/postgres`).
 //! When it is not reachable the PostgreSQL half is skipped with a note on stderr, except
@@ -63,6 +63,7 @@ mod sessions;
 mod signing_keys;
 mod testing;
 mod totp;
+mod trading;
 mod users;
 
 /// A fresh database on `backend` and a store connected to it (not migrated), or `None`
