@@ -94,7 +94,7 @@ impl Default for HttpLimits {
     modifiers(&PublicSecurity),
     tags(
         (name = "auth", description = "Accounts, sessions, tokens, two-factor and step-up."),
-        (name = "wallet", description = "Withdrawal whitelist (sensitive: step-up)."),
+        (name = "wallet", description = "Withdrawal whitelist, withdrawals and deposits (adding addresses and withdrawing are sensitive: step-up)."),
         (name = "health", description = "Liveness and readiness probes."),
         (name = "instruments", description = "Reference data: the contracts that can be traded."),
         (name = "market", description = "Public market data: order book, trades, ticker."),

@@ -22,6 +22,15 @@ pub fn current() -> Option<String> {
     REQUEST_ID.try_with(Clone::clone).ok()
 }
 
+/// Runs `fut` (e.g. a task spawned by a handler) with the current request's id, so that
+/// problems it renders name the request.
+pub async fn propagate<F: std::future::Future>(id: Option<String>, fut: F) -> F::Output {
+    match id {
+        Some(id) => REQUEST_ID.scope(id, fut).await,
+        None => fut.await,
+    }
+}
+
 /// A client id is kept only when it is short and made of safe characters, so that it
 /// can be logged and echoed without encoding.
 fn is_sane(id: &str) -> bool {

@@ -184,6 +184,8 @@ struct Shared {
     queue: TwoLaneQueue<Job>,
     exchange: Mutex<Exchange>,
     failed: AtomicBool,
+    /// Set by [`Engine::shutdown`]: the projector stops retrying a failing store.
+    stopping: AtomicBool,
     durable_seq: AtomicU64,
     counters: Counters,
     /// Last acknowledged journal seq per account that issued a command.
@@ -221,6 +223,12 @@ impl std::fmt::Debug for Engine {
 
 /// Batches of journaled commands for the projector.
 type ProjectBatch = Vec<(u64, Arc<Record>, Arc<Vec<Event>>)>;
+
+/// Batches the projector may fall behind before the writer waits for it.
+const PROJECTOR_QUEUE: usize = 16_384;
+
+/// Most writer batches the projector folds into one read-model transaction.
+const PROJECTOR_COALESCE: usize = 512;
 
 /// Records per read-model transaction during start-up replay.
 const REPLAY_PROJECT_CHUNK: usize = 2048;
@@ -325,12 +333,15 @@ impl Engine {
             queue: TwoLaneQueue::new(cfg.queue_capacity),
             exchange: Mutex::new(exchange),
             failed: AtomicBool::new(false),
+            stopping: AtomicBool::new(false),
             durable_seq: AtomicU64::new(durable),
             counters: Counters::default(),
             last_write: Mutex::new(HashMap::new()),
             projected: projected_tx,
         });
-        let (batches_tx, batches_rx) = mpsc::channel::<ProjectBatch>(256);
+        // Room for the read models to fall behind a burst without slowing the writer
+        // (each batch is a few Arcs); past it the writer waits for the projector.
+        let (batches_tx, batches_rx) = mpsc::channel::<ProjectBatch>(PROJECTOR_QUEUE);
         let writer = {
             let shared = shared.clone();
             let cfg = cfg.clone();
@@ -457,6 +468,7 @@ impl Engine {
     /// Stops taking commands, lets the writer finish what is queued and the projector
     /// catch up, then returns.
     pub async fn shutdown(&self) {
+        self.shared.stopping.store(true, Ordering::Release);
         self.shared.queue.close();
         let threads = self
             .threads
@@ -692,7 +704,7 @@ async fn run_projector(
     while let Some(first) = batches.recv().await {
         buffered.push(first);
         // Coalesce whatever else is already waiting into one transaction.
-        while buffered.len() < 64 {
+        while buffered.len() < PROJECTOR_COALESCE {
             match batches.try_recv() {
                 Ok(b) => buffered.push(b),
                 Err(_) => break,
@@ -711,6 +723,11 @@ async fn run_projector(
         loop {
             match store.apply_projection(last, &ops).await {
                 Ok(_) => break,
+                Err(e) if shared.stopping.load(Ordering::Acquire) => {
+                    // The next start replays from the checkpoint, so nothing is lost.
+                    tracing::error!(error = %e, seq = last, "read-model projection failed while stopping; the next start projects it");
+                    return;
+                }
                 Err(e) => {
                     tracing::error!(error = %e, seq = last, "read-model projection failed; retrying");
                     tokio::time::sleep(delay).await;

@@ -64,6 +64,7 @@ pub struct Book {
 /// The order book (public).
 #[utoipa::path(
     get, path = "/v1/instruments/{symbol}/book", tag = "market", operation_id = "getBook",
+    security(()),
     params(("symbol" = String, Path, description = "Instrument symbol.", max_length = 40), BookParams),
     responses(
         (status = 200, description = "Aggregated levels.", body = Book),
@@ -149,6 +150,7 @@ pub struct TradePage {
 /// Recent trades (public).
 #[utoipa::path(
     get, path = "/v1/instruments/{symbol}/trades", tag = "market", operation_id = "listTrades",
+    security(()),
     params(("symbol" = String, Path, description = "Instrument symbol.", max_length = 40), TradeParams),
     responses(
         (status = 200, description = "Recent trades.", body = TradePage),
@@ -215,6 +217,7 @@ pub struct Ticker {
 /// The ticker (public).
 #[utoipa::path(
     get, path = "/v1/instruments/{symbol}/ticker", tag = "market", operation_id = "getTicker",
+    security(()),
     params(("symbol" = String, Path, description = "Instrument symbol.", max_length = 40)),
     responses(
         (status = 200, description = "Prices and 24 h activity.", body = Ticker),

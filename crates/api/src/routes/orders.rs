@@ -499,8 +499,10 @@ pub async fn create(
     // Once the key is claimed, the claim must be finished or released whatever the
     // client does: a client that hangs up drops this handler's future, so the work runs
     // in its own task, and a retry then finds a finished claim (or the order itself).
-    let task =
-        tokio::spawn(async move { place_idempotent(state, account, order, inst, key, hash).await });
+    let id = crate::request_id::current();
+    let task = tokio::spawn(crate::request_id::propagate(id, async move {
+        place_idempotent(state, account, order, inst, key, hash).await
+    }));
     task.await.map_err(|_| ApiError::internal())?
 }
 
