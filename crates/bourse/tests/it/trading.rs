@@ -571,3 +571,68 @@ async fn cancel_all_and_freeze_cancel_open_orders(app: TestApp) {
     assert!(book["bids"].as_array().unwrap().is_empty(), "{book}");
 }
 both!(cancel_all_and_freeze_cancel_open_orders);
+
+/// A full engine queue answers 503 `overloaded` with `Retry-After` at once, and what it
+/// refused was never placed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_engine_queue_sheds_orders_with_503_and_loses_nothing() {
+    let app = TestApp::spawn_with(bourse_testkit::Db::Sqlite, |c| {
+        c.engine.queue_capacity = 1;
+        c.engine.max_batch = 1;
+    })
+    .await
+    .unwrap();
+    let key = market_admin(&app).await;
+    set_prices(&app, &key).await;
+    let u = funded_user(&app, &key, "1000000").await;
+    let mut tasks = Vec::new();
+    for n in 0..200 {
+        let (client, url, token) = (app.client.clone(), app.url("/v1/orders"), u.access.clone());
+        tasks.push(tokio::spawn(async move {
+            let body = json!({"symbol": PERP, "side": "buy", "type": "limit", "price": "40000",
+                "quantity": "0.001", "client_order_id": format!("shed-{n}")});
+            let r = client
+                .post(&url)
+                .bearer_auth(&token)
+                .json(&body)
+                .send()
+                .await
+                .unwrap();
+            let status = r.status().as_u16();
+            let retry = r
+                .headers()
+                .get("retry-after")
+                .map(|v| v.to_str().unwrap().to_owned());
+            let v: Value = r.json().await.unwrap();
+            (n, status, retry, v)
+        }));
+    }
+    let (mut placed, mut shed) = (Vec::new(), Vec::new());
+    for t in tasks {
+        let (n, status, retry, v) = t.await.unwrap();
+        match status {
+            201 => placed.push(n),
+            503 => {
+                assert_eq!(v["code"], "overloaded", "{v}");
+                assert_eq!(retry.as_deref(), Some("1"));
+                shed.push(n);
+            }
+            other => panic!("unexpected {other}: {v}"),
+        }
+    }
+    assert!(
+        !shed.is_empty(),
+        "a one-slot queue under 200 concurrent orders shed none"
+    );
+    let all = json_of(get(&app, "/v1/orders?limit=1000", &u.access).await, 200).await;
+    let ids: Vec<&str> = all["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| o["client_order_id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids.len(), placed.len());
+    for n in shed {
+        assert!(!ids.contains(&format!("shed-{n}").as_str()));
+    }
+}
