@@ -88,6 +88,18 @@ impl Trading {
     }
 }
 
+/// Runs a handler's work in its own task and waits for it. A client that hangs up
+/// drops the handler's future, which would stop the work between two of its writes;
+/// the task goes on to the end whatever the client does. Keeps the request id.
+pub async fn run_to_completion<T: Send + 'static>(
+    work: impl std::future::Future<Output = Result<T, ApiError>> + Send + 'static,
+) -> Result<T, ApiError> {
+    let id = crate::request_id::current();
+    tokio::spawn(crate::request_id::propagate(id, work))
+        .await
+        .map_err(|_| ApiError::internal())?
+}
+
 /// The time the API stamps on a command: Unix nanoseconds.
 pub fn now_ts() -> Timestamp {
     timestamp(OffsetDateTime::now_utc())

@@ -80,6 +80,16 @@ pub async fn credit_deposit(
     caller: AdminCaller<DepositsWrite>,
     ApiJson(body): ApiJson<NewDeposit>,
 ) -> Result<Response, ApiError> {
+    // Runs to completion even if the client hangs up: a half-done money movement
+    // (a row recorded, its command not yet submitted) must not be left behind.
+    crate::trading::run_to_completion(credit_deposit_inner(state, caller, body)).await
+}
+
+async fn credit_deposit_inner(
+    state: AppState,
+    caller: AdminCaller<DepositsWrite>,
+    body: NewDeposit,
+) -> Result<Response, ApiError> {
     if body.user_id.is_empty()
         || body.user_id.len() > 64
         || !body
@@ -351,6 +361,16 @@ pub async fn approve_withdrawal(
     caller: AdminCaller<WithdrawalsApprove>,
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
+    // Runs to completion even if the client hangs up: a half-done money movement
+    // (a row recorded, its command not yet submitted) must not be left behind.
+    crate::trading::run_to_completion(approve_withdrawal_inner(state, caller, id)).await
+}
+
+async fn approve_withdrawal_inner(
+    state: AppState,
+    caller: AdminCaller<WithdrawalsApprove>,
+    id: String,
+) -> Result<Response, ApiError> {
     let id = numeric_id(&id)?;
     let row = withdrawal_or_404(&state, id).await?;
     if row.state != "pending" {
@@ -471,6 +491,17 @@ pub async fn reject_withdrawal(
     caller: AdminCaller<WithdrawalsApprove>,
     Path(id): Path<String>,
     ApiJson(body): ApiJson<RejectWithdrawal>,
+) -> Result<Response, ApiError> {
+    // Runs to completion even if the client hangs up: a half-done money movement
+    // (a row recorded, its command not yet submitted) must not be left behind.
+    crate::trading::run_to_completion(reject_withdrawal_inner(state, caller, id, body)).await
+}
+
+async fn reject_withdrawal_inner(
+    state: AppState,
+    caller: AdminCaller<WithdrawalsApprove>,
+    id: String,
+    body: RejectWithdrawal,
 ) -> Result<Response, ApiError> {
     let id = numeric_id(&id)?;
     let reason = body.reason.trim();

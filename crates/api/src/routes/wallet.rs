@@ -359,6 +359,16 @@ pub async fn request_withdrawal(
     SteppedScoped(user, _): SteppedScoped<Wallet>,
     ApiJson(body): ApiJson<NewWithdrawal>,
 ) -> Result<Response, ApiError> {
+    // Runs to completion even if the client hangs up: a half-done money movement
+    // (a row recorded, its command not yet submitted) must not be left behind.
+    crate::trading::run_to_completion(request_withdrawal_inner(state, user, body)).await
+}
+
+async fn request_withdrawal_inner(
+    state: AppState,
+    user: crate::auth::AuthUser,
+    body: NewWithdrawal,
+) -> Result<Response, ApiError> {
     // Everything that needs no state first.
     let asset = Asset::parse(&body.asset).map_err(|_| {
         invalid(
