@@ -277,6 +277,33 @@ impl Store {
         Ok(())
     }
 
+    /// Sets an instrument's trading status (halt, resume, expiry); false if no such
+    /// instrument.
+    pub async fn set_instrument_status(
+        &self,
+        s: &Symbol,
+        status: InstrumentStatus,
+    ) -> Result<bool, StoreError> {
+        let changed = match &self.pool {
+            Pool::Sqlite(p) => sqlx::query("UPDATE instruments SET status = ?1 WHERE symbol = ?2")
+                .bind(status.as_str())
+                .bind(s.as_str())
+                .execute(p)
+                .await
+                .map(|r| r.rows_affected()),
+            Pool::Postgres(p) => {
+                sqlx::query("UPDATE instruments SET status = $1 WHERE symbol = $2")
+                    .bind(status.as_str())
+                    .bind(s.as_str())
+                    .execute(p)
+                    .await
+                    .map(|r| r.rows_affected())
+            }
+        }
+        .map_err(|e| db_error("set_instrument_status", e))?;
+        Ok(changed == 1)
+    }
+
     /// One instrument by symbol.
     pub async fn get_instrument(&self, s: &Symbol) -> Result<Option<Instrument>, StoreError> {
         let row = match &self.pool {

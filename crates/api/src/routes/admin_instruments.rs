@@ -459,7 +459,23 @@ async fn set_status(
     )
     .await?;
     tracing::info!(admin_key = %caller, symbol = %inst.symbol, ?change, "instrument status changed");
-    Ok(Json(read_back(state, &inst, &core)?))
+    let view = read_back(state, &inst, &core)?;
+    sync_catalog(state, inst, &view.status).await?;
+    Ok(Json(view))
+}
+
+/// Writes the core's new status to the store and this node's catalog, so that
+/// `GET /v1/instruments` shows it (other nodes pick it up on their next refresh).
+async fn sync_catalog(state: &AppState, inst: Instrument, status: &str) -> Result<(), ApiError> {
+    let Some(status) = bourse_types::InstrumentStatus::parse(status) else {
+        return Err(ApiError::internal());
+    };
+    state
+        .store
+        .set_instrument_status(&inst.symbol, status)
+        .await?;
+    state.catalog.upsert(Instrument { status, ..inst });
+    Ok(())
 }
 
 /// Halt trading on an instrument (scope `instruments:write`): new orders and amends are
@@ -712,5 +728,6 @@ pub async fn settle(
         _ => None,
     });
     tracing::info!(admin_key = %caller.key_id, symbol = %inst.symbol, "instrument settled");
+    sync_catalog(&state, inst, &view.status).await?;
     Ok(Json(view))
 }

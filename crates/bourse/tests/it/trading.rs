@@ -295,6 +295,8 @@ async fn pre_trade_checks_refuse_with_clear_codes(app: TestApp) {
         "instrument_halted",
     )
     .await;
+    let listed = json_of(get(&app, &format!("/v1/instruments/{PERP}"), "").await, 200).await;
+    assert_eq!(listed["status"], "halted", "the catalog follows the core");
     let r = admin_post(
         &app,
         &key,
