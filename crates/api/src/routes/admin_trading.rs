@@ -417,36 +417,16 @@ async fn approve_withdrawal_inner(
             _ => Err(invalid_state(&row)),
         };
     }
-    let submitted = state
-        .trading
-        .submit(
-            Command::ConfirmWithdrawal {
-                withdrawal: core_withdrawal(id)?,
-                ts: trading::now_ts(),
-            },
-            Meta::default(),
-        )
-        .await;
-    let outcome = match submitted {
-        Ok(o) => o,
-        Err(e) => {
-            // Nothing happened in the core: back to pending so that a retry completes it
-            // (the approvals stay recorded).
-            state
-                .store
-                .set_withdrawal_state(id, &["approved"], "pending", None, now_us())
-                .await?;
-            return Err(e);
-        }
-    };
-    if let Some(reason) = outcome.rejection() {
-        tracing::error!(withdrawal_id = id, %reason, "the core refused to confirm an approved withdrawal");
-        state
-            .store
-            .set_withdrawal_state(id, &["approved"], "pending", None, now_us())
-            .await?;
-        return Err(rejection(reason));
-    }
+    let outcome = submit_or_revert(
+        &state,
+        id,
+        "approved",
+        Command::ConfirmWithdrawal {
+            withdrawal: core_withdrawal(id)?,
+            ts: trading::now_ts(),
+        },
+    )
+    .await?;
     if let Some(seq) = outcome.seq {
         state
             .trading
@@ -458,6 +438,38 @@ async fn approve_withdrawal_inner(
     let row = withdrawal_or_404(&state, id).await?;
     let view = admin_view(&state, &row, &mut users).await?;
     Ok((StatusCode::OK, Json(view)).into_response())
+}
+
+/// Submits the core command that carries out an admin decision already recorded as
+/// `moved_to`. If the engine is unavailable or the core refuses, nothing happened to
+/// the funds: the withdrawal goes back to `pending` (approvals stay recorded), so that
+/// the store never says more than the core did and a retry can finish it.
+async fn submit_or_revert(
+    state: &AppState,
+    id: i64,
+    moved_to: &str,
+    command: Command,
+) -> Result<bourse_engine::Outcome, ApiError> {
+    let revert = || async {
+        state
+            .store
+            .set_withdrawal_state(id, &[moved_to], "pending", None, now_us())
+            .await
+    };
+    match state.trading.submit(command, Meta::default()).await {
+        Err(e) => {
+            revert().await?;
+            Err(e)
+        }
+        Ok(outcome) => match outcome.rejection() {
+            Some(reason) => {
+                tracing::error!(withdrawal_id = id, %reason, moved_to, "the core refused an admin withdrawal decision");
+                revert().await?;
+                Err(rejection(reason))
+            }
+            None => Ok(outcome),
+        },
+    }
 }
 
 /// Why a withdrawal is rejected.
@@ -520,30 +532,16 @@ async fn reject_withdrawal_inner(
         let row = withdrawal_or_404(&state, id).await?;
         return Err(invalid_state(&row));
     }
-    let submitted = state
-        .trading
-        .submit(
-            Command::ReleaseWithdrawal {
-                withdrawal: core_withdrawal(id)?,
-                ts: trading::now_ts(),
-            },
-            Meta::default(),
-        )
-        .await;
-    let outcome = match submitted {
-        Ok(o) => o,
-        Err(e) => {
-            state
-                .store
-                .set_withdrawal_state(id, &["rejected"], "pending", None, now_us())
-                .await?;
-            return Err(e);
-        }
-    };
-    if let Some(reason) = outcome.rejection() {
-        tracing::error!(withdrawal_id = id, %reason, "the core refused to release a pending withdrawal");
-        return Err(rejection(reason));
-    }
+    let outcome = submit_or_revert(
+        &state,
+        id,
+        "rejected",
+        Command::ReleaseWithdrawal {
+            withdrawal: core_withdrawal(id)?,
+            ts: trading::now_ts(),
+        },
+    )
+    .await?;
     if let Some(seq) = outcome.seq {
         state
             .trading
