@@ -286,18 +286,10 @@ impl Engine {
         let mut pending: Vec<ReadOp> = Vec::new();
         let mut pending_records = 0usize;
         let mut chunks: Vec<(u64, Vec<ReadOp>)> = Vec::new();
-        let mut events = Vec::new();
-        let mut bad = false;
         let mut projected = 0u64;
-        let replayed = journal.replay(after, |seq, payload| {
-            let Ok(record) = decode(payload) else {
-                bad = true;
-                return;
-            };
-            events.clear();
-            exchange.apply_into(&record.command, &mut events);
+        let replayed = replay_into(&journal, &mut exchange, after, |seq, record, events| {
             if seq > checkpoint {
-                projector::project(seq, &record, &events, &mut pending);
+                projector::project(seq, record, events, &mut pending);
                 pending_records += 1;
                 projected += 1;
                 if pending_records >= REPLAY_PROJECT_CHUNK {
@@ -306,9 +298,6 @@ impl Engine {
                 }
             }
         })?;
-        if bad {
-            return Err(EngineError::Corrupt.into());
-        }
         if pending_records > 0 {
             chunks.push((journal.durable_seq(), pending));
         }
@@ -491,21 +480,39 @@ pub fn replay_fresh(
 ) -> Result<(u64, u64, u64), EngineError> {
     let (journal, _) = Journal::open(dir).map_err(|_| EngineError::Corrupt)?;
     let mut exchange = Exchange::new(settlement);
+    let n =
+        replay_into(&journal, &mut exchange, 0, |_, _, _| {}).map_err(|_| EngineError::Corrupt)?;
+    Ok((journal.durable_seq(), n, exchange.state_hash()))
+}
+
+/// Applies every journal record after `after` to `exchange`, in order, handing each
+/// record and its events to `each`; returns how many were applied. Stops at, and
+/// refuses, a record that does not decode.
+fn replay_into(
+    journal: &Journal,
+    exchange: &mut Exchange,
+    after: u64,
+    mut each: impl FnMut(u64, &Record, &[Event]),
+) -> Result<u64, StartError> {
     let mut events = Vec::new();
     let mut bad = false;
-    let n = journal
-        .replay(0, |_, payload| match decode(payload) {
+    let n = journal.replay(after, |seq, payload| {
+        if bad {
+            return;
+        }
+        match decode(payload) {
             Ok(record) => {
                 events.clear();
                 exchange.apply_into(&record.command, &mut events);
+                each(seq, &record, &events);
             }
             Err(_) => bad = true,
-        })
-        .map_err(|_| EngineError::Corrupt)?;
+        }
+    })?;
     if bad {
-        return Err(EngineError::Corrupt);
+        return Err(EngineError::Corrupt.into());
     }
-    Ok((journal.durable_seq(), n, exchange.state_hash()))
+    Ok(n)
 }
 
 /// The account that issued a command: its reads must see the command.
