@@ -268,7 +268,7 @@ impl Engine {
                     checkpoint,
                     "the read models are behind the latest snapshot: replaying the whole journal"
                 );
-                (Exchange::new(cfg.settlement.clone()), 0)
+                (Exchange::new(cfg.settlement), 0)
             }
             Some(s) => {
                 return Err(StartError::Msg(format!(
@@ -278,7 +278,7 @@ impl Engine {
                     s.seq
                 )));
             }
-            None => (Exchange::new(cfg.settlement.clone()), 0),
+            None => (Exchange::new(cfg.settlement), 0),
         };
         let snapshot_seq = (after > 0).then_some(after);
 
@@ -488,31 +488,74 @@ pub fn replay_fresh(
 /// Applies every journal record after `after` to `exchange`, in order, handing each
 /// record and its events to `each`; returns how many were applied. Stops at, and
 /// refuses, a record that does not decode.
+///
+/// Reading, checksumming and decoding run on a second thread, one batch ahead of the
+/// core, so that start-up uses both cores (see docs/benchmarks.md, replay); the core
+/// still applies the records one by one in journal order.
 fn replay_into(
     journal: &Journal,
     exchange: &mut Exchange,
     after: u64,
     mut each: impl FnMut(u64, &Record, &[Event]),
 ) -> Result<u64, StartError> {
-    let mut events = Vec::new();
-    let mut bad = false;
-    let n = journal.replay(after, |seq, payload| {
-        if bad {
-            return;
-        }
-        match decode(payload) {
-            Ok(record) => {
+    const BATCH: usize = 1024;
+    type Batch = Vec<(u64, Record)>;
+    let (full, filled) = std::sync::mpsc::sync_channel::<Result<Batch, ()>>(4);
+    let (empty, recycled) = std::sync::mpsc::channel::<Batch>();
+    std::thread::scope(|scope| {
+        let reader = scope.spawn(move || {
+            let mut batch: Batch = Vec::with_capacity(BATCH);
+            let mut bad = false;
+            let mut gone = false;
+            let n = journal.replay(after, |seq, payload| {
+                if bad || gone {
+                    return;
+                }
+                match decode(payload) {
+                    Ok(record) => batch.push((seq, record)),
+                    Err(_) => bad = true,
+                }
+                if batch.len() == BATCH {
+                    let next = recycled
+                        .try_recv()
+                        .unwrap_or_else(|_| Vec::with_capacity(BATCH));
+                    gone = full.send(Ok(std::mem::replace(&mut batch, next))).is_err();
+                }
+            });
+            if !batch.is_empty() && !gone {
+                gone = full.send(Ok(batch)).is_err();
+            }
+            if bad && !gone {
+                let _ = full.send(Err(()));
+            }
+            n
+        });
+        let mut events = Vec::new();
+        let mut applied = 0u64;
+        let mut bad = false;
+        for batch in filled.iter() {
+            let Ok(mut batch) = batch else {
+                bad = true;
+                break;
+            };
+            for (seq, record) in batch.drain(..) {
                 events.clear();
                 exchange.apply_into(&record.command, &mut events);
                 each(seq, &record, &events);
+                applied += 1;
             }
-            Err(_) => bad = true,
+            let _ = empty.send(batch);
         }
-    })?;
-    if bad {
-        return Err(EngineError::Corrupt.into());
-    }
-    Ok(n)
+        drop(filled);
+        let read = reader
+            .join()
+            .map_err(|_| StartError::from(EngineError::Corrupt))??;
+        if bad {
+            return Err(EngineError::Corrupt.into());
+        }
+        debug_assert_eq!(read, applied);
+        Ok(applied)
+    })
 }
 
 /// The account that issued a command: its reads must see the command.

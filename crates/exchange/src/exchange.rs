@@ -61,6 +61,14 @@ pub(crate) struct OpenOrder {
     pub(crate) reduce_only: bool,
 }
 
+/// The open-order index: ids are sequential integers, so the Fx hash is cheap and
+/// spreads them well.
+pub(crate) type OrderMap = std::collections::HashMap<OrderId, OpenOrder, rustc_hash::FxBuildHasher>;
+
+/// The account index (see `orders`).
+pub(crate) type AccountMap =
+    std::collections::HashMap<AccountId, Account, rustc_hash::FxBuildHasher>;
+
 /// One account: balances, holds, positions and resting orders per instrument.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
@@ -71,7 +79,13 @@ pub(crate) struct Account {
     /// Keyed by instrument index.
     pub(crate) exposures: BTreeMap<usize, Exposure>,
     /// Client order ids of open orders.
-    pub(crate) client_ids: BTreeMap<ClientOrderId, OrderId>,
+    /// (A hash map: it is touched on every accept and every order that leaves.)
+    #[cfg_attr(
+        feature = "serde",
+        serde(serialize_with = "crate::snapshot::sorted_map")
+    )]
+    pub(crate) client_ids:
+        std::collections::HashMap<ClientOrderId, OrderId, rustc_hash::FxBuildHasher>,
     /// Open reduce-only orders, by instrument index.
     pub(crate) reduce_only: BTreeSet<(usize, OrderId)>,
 }
@@ -113,8 +127,21 @@ pub struct Exchange {
     pub(crate) settlement: Asset,
     pub(crate) instruments: Vec<Instrument>,
     pub(crate) by_symbol: BTreeMap<Symbol, usize>,
-    pub(crate) accounts: BTreeMap<AccountId, Account>,
-    pub(crate) orders: BTreeMap<OrderId, OpenOrder>,
+    /// Accounts by id: a hash map for the same reason as `orders`; walks go through
+    /// [`Exchange::accounts_by_id`], which sorts.
+    #[cfg_attr(
+        feature = "serde",
+        serde(serialize_with = "crate::snapshot::sorted_map")
+    )]
+    pub(crate) accounts: AccountMap,
+    /// Open orders by id. The hottest map of the core (every accept, fill and
+    /// cancel touches it), so a hash map; everything that walks it (state hash,
+    /// snapshot, queries) sorts by id first, so no result depends on hash order.
+    #[cfg_attr(
+        feature = "serde",
+        serde(serialize_with = "crate::snapshot::sorted_map")
+    )]
+    pub(crate) orders: OrderMap,
     pub(crate) withdrawals: BTreeMap<WithdrawalId, Withdrawal>,
     pub(crate) next_order_id: u64,
     pub(crate) deposited: BTreeMap<Asset, Money>,
@@ -195,20 +222,29 @@ impl Exchange {
     /// An empty exchange whose instruments settle, and whose margin is counted, in
     /// `settlement` (e.g. USDC). The fee account exists from the start.
     pub fn new(settlement: Asset) -> Self {
-        let mut accounts = BTreeMap::new();
+        let mut accounts = AccountMap::default();
         accounts.insert(FEE_ACCOUNT, Account::default());
         Exchange {
             settlement,
             instruments: Vec::new(),
             by_symbol: BTreeMap::new(),
             accounts,
-            orders: BTreeMap::new(),
+            orders: OrderMap::default(),
             withdrawals: BTreeMap::new(),
             next_order_id: 1,
             deposited: BTreeMap::new(),
             withdrawn: BTreeMap::new(),
             book_events: Vec::new(),
         }
+    }
+
+    /// Every account in id order: the one way to walk the accounts, so that no
+    /// event, hash or answer depends on the hash map's order.
+    pub(crate) fn accounts_by_id(&self) -> Vec<(AccountId, &Account)> {
+        let mut all: Vec<(AccountId, &Account)> =
+            self.accounts.iter().map(|(&id, a)| (id, a)).collect();
+        all.sort_unstable_by_key(|(id, _)| *id);
+        all
     }
 
     /// The settlement (collateral) asset.
@@ -292,7 +328,7 @@ impl Exchange {
             // emitted either; drop anything that was, to be safe.
             out.truncate(start);
             let (account, order_id, client_order_id) = match command {
-                Command::PlaceOrder(o) => (Some(o.account), None, Some(o.client_order_id.clone())),
+                Command::PlaceOrder(o) => (Some(o.account), None, Some(o.client_order_id)),
                 Command::CancelOrder {
                     account, order_id, ..
                 }
@@ -438,11 +474,11 @@ impl Exchange {
             last_funding_ppb: None,
             book: OrderBook::new(),
         });
-        self.by_symbol.insert(spec.symbol.clone(), idx);
+        self.by_symbol.insert(spec.symbol, idx);
         out.push(Event {
             ts,
             kind: EventKind::InstrumentCreated {
-                instrument: spec.symbol.clone(),
+                instrument: spec.symbol,
             },
         });
         Ok(())
@@ -468,7 +504,7 @@ impl Exchange {
         out.push(Event {
             ts,
             kind: EventKind::InstrumentStatusChanged {
-                instrument: symbol.clone(),
+                instrument: *symbol,
                 status,
             },
         });
@@ -491,7 +527,7 @@ impl Exchange {
             return Err(RejectReason::InvalidPrice);
         }
         let inst = &mut self.instruments[idx];
-        let instrument = symbol.clone();
+        let instrument = *symbol;
         let kind = if mark {
             inst.mark = Some(price);
             EventKind::MarkPriceSet { instrument, price }
@@ -520,14 +556,14 @@ impl Exchange {
             return;
         }
         let acct = self.accounts.entry(account).or_default();
-        let balance = acct.balances.entry(asset.clone()).or_insert(0);
+        let balance = acct.balances.entry(*asset).or_insert(0);
         *balance += delta;
         let balance = *balance;
         out.push(Event {
             ts,
             kind: EventKind::BalanceChanged {
                 account,
-                asset: asset.clone(),
+                asset: *asset,
                 delta,
                 balance,
                 reason,
@@ -563,7 +599,7 @@ impl Exchange {
         {
             return Err(RejectReason::Overflow);
         }
-        *self.deposited.entry(asset.clone()).or_insert(0) += amount;
+        *self.deposited.entry(*asset).or_insert(0) += amount;
         self.credit(account, asset, amount, BalanceReason::Deposit, ts, out);
         Ok(())
     }
@@ -607,12 +643,12 @@ impl Exchange {
             out,
         );
         let acct = self.accounts.entry(account).or_default();
-        *acct.held.entry(asset.clone()).or_insert(0) += amount;
+        *acct.held.entry(*asset).or_insert(0) += amount;
         self.withdrawals.insert(
             id,
             Withdrawal {
                 account,
-                asset: asset.clone(),
+                asset: *asset,
                 amount,
                 state: WithdrawalState::Pending,
             },
@@ -622,7 +658,7 @@ impl Exchange {
             kind: EventKind::WithdrawalHeld {
                 withdrawal: id,
                 account,
-                asset: asset.clone(),
+                asset: *asset,
                 amount,
             },
         });
@@ -641,9 +677,9 @@ impl Exchange {
             _ => return Err(RejectReason::UnknownWithdrawal),
         };
         let acct = self.accounts.entry(w.account).or_default();
-        *acct.held.entry(w.asset.clone()).or_insert(0) -= w.amount;
+        *acct.held.entry(w.asset).or_insert(0) -= w.amount;
         let state = if confirm {
-            *self.withdrawn.entry(w.asset.clone()).or_insert(0) += w.amount;
+            *self.withdrawn.entry(w.asset).or_insert(0) += w.amount;
             out.push(Event {
                 ts,
                 kind: EventKind::WithdrawalConfirmed { withdrawal: id },
@@ -858,7 +894,7 @@ impl Exchange {
         self.next_order_id += 1;
         let pending = PendingOrder {
             id: order_id,
-            client_order_id: order.client_order_id.clone(),
+            client_order_id: order.client_order_id,
             reduce_only: order.reduce_only,
         };
         self.absorb(idx, &book_events, Some(&pending), None, ts, out);
@@ -1099,7 +1135,7 @@ impl Exchange {
                         OpenOrder {
                             account,
                             instrument: idx,
-                            client_order_id: taker.client_order_id.clone(),
+                            client_order_id: taker.client_order_id,
                             side,
                             price,
                             leaves: quantity.0,
@@ -1108,8 +1144,7 @@ impl Exchange {
                         },
                     );
                     let acct = self.accounts.entry(account).or_default();
-                    acct.client_ids
-                        .insert(taker.client_order_id.clone(), order_id);
+                    acct.client_ids.insert(taker.client_order_id, order_id);
                     if taker.reduce_only {
                         acct.reduce_only.insert((idx, order_id));
                     }
@@ -1119,8 +1154,8 @@ impl Exchange {
                         kind: EventKind::OrderAccepted {
                             order_id,
                             account,
-                            instrument: self.instruments[idx].spec.symbol.clone(),
-                            client_order_id: taker.client_order_id.clone(),
+                            instrument: self.instruments[idx].spec.symbol,
+                            client_order_id: taker.client_order_id,
                             side,
                             price,
                             quantity,
@@ -1171,7 +1206,7 @@ impl Exchange {
                     out.push(Event {
                         ts,
                         kind: EventKind::OrderTraded {
-                            instrument: self.instruments[idx].spec.symbol.clone(),
+                            instrument: self.instruments[idx].spec.symbol,
                             maker_order_id,
                             taker_order_id,
                             maker_account,
@@ -1401,7 +1436,7 @@ impl Exchange {
             Liquidity::Maker => inst.spec.maker_fee_ppm,
             Liquidity::Taker => inst.spec.taker_fee_ppm,
         };
-        let symbol = inst.spec.symbol.clone();
+        let symbol = inst.spec.symbol;
         let q = i128::from(quantity.0);
         let p = i128::from(price.0);
         let notional = q * p * v;
@@ -1415,7 +1450,7 @@ impl Exchange {
         let realised = apply_trade(e, side, q, p) * v;
         e.realised_pnl += realised;
         let (size, cost, realised_pnl) = (e.size, e.cost, e.realised_pnl);
-        let settlement = self.settlement.clone();
+        let settlement = self.settlement;
         if linear {
             self.credit(
                 account,
@@ -1486,7 +1521,7 @@ impl Exchange {
         let v = inst.tick_value;
         let rate = i128::from(rate_ppb);
         let mut payments: Vec<(AccountId, Money)> = Vec::new();
-        for (&account, acct) in &self.accounts {
+        for (account, acct) in self.accounts_by_id() {
             let Some(e) = acct.exposures.get(&idx) else {
                 continue;
             };
@@ -1515,7 +1550,7 @@ impl Exchange {
             .map(|(_, p)| *p)
             .sum();
         let dust: Money = payments.iter().map(|(_, p)| *p).sum();
-        let settlement = self.settlement.clone();
+        let settlement = self.settlement;
         for (account, pays) in payments {
             self.credit(account, &settlement, -pays, BalanceReason::Funding, ts, out);
         }
@@ -1530,7 +1565,7 @@ impl Exchange {
         out.push(Event {
             ts,
             kind: EventKind::FundingApplied {
-                instrument: symbol.clone(),
+                instrument: *symbol,
                 rate_ppb,
                 mark,
                 paid_by_longs,
@@ -1565,15 +1600,15 @@ impl Exchange {
         let v = inst.tick_value;
         let s = i128::from(index.0);
         let holders: Vec<AccountId> = self
-            .accounts
-            .iter()
+            .accounts_by_id()
+            .into_iter()
             .filter(|(_, a)| a.exposures.contains_key(&idx))
-            .map(|(&id, _)| id)
+            .map(|(id, _)| id)
             .collect();
         for &account in &holders {
             self.book_cancel_all(idx, account, CancelReason::InstrumentSettled, ts, out);
         }
-        let settlement = self.settlement.clone();
+        let settlement = self.settlement;
         for account in holders {
             let Some(e) = self
                 .accounts
@@ -1612,7 +1647,7 @@ impl Exchange {
                 ts,
                 kind: EventKind::PositionChanged {
                     account,
-                    instrument: symbol.clone(),
+                    instrument: *symbol,
                     size: 0,
                     cost: 0,
                     realised_pnl,
@@ -1623,14 +1658,14 @@ impl Exchange {
         out.push(Event {
             ts,
             kind: EventKind::InstrumentStatusChanged {
-                instrument: symbol.clone(),
+                instrument: *symbol,
                 status,
             },
         });
         out.push(Event {
             ts,
             kind: EventKind::InstrumentSettled {
-                instrument: symbol.clone(),
+                instrument: *symbol,
                 price: index,
             },
         });
@@ -1645,8 +1680,8 @@ impl Exchange {
     /// book's own [`OrderBook::state_hash`]); each account in id order (frozen flag,
     /// balances and holds by asset, exposures by instrument, client ids, reduce-only
     /// orders); every open order in id order; every withdrawal in id order; deposit
-    /// and withdrawal totals by asset. Every map is a `BTreeMap`, so the order is
-    /// fixed.
+    /// and withdrawal totals by asset. Hash maps are walked sorted by key, so the order
+    /// is fixed.
     pub fn state_hash(&self) -> u64 {
         let mut h = Fnv1a::new();
         h.str(self.settlement.as_str());
@@ -1662,7 +1697,7 @@ impl Exchange {
             h.u64(inst.book.state_hash());
         }
         h.u64(self.accounts.len() as u64);
-        for (id, acct) in &self.accounts {
+        for (id, acct) in self.accounts_by_id() {
             h.u64(id.0);
             h.u64(u64::from(acct.frozen));
             for (name, map) in [("b", &acct.balances), ("h", &acct.held)] {
@@ -1689,7 +1724,9 @@ impl Exchange {
                 }
             }
             h.u64(acct.client_ids.len() as u64);
-            for (cid, oid) in &acct.client_ids {
+            let mut client_ids: Vec<_> = acct.client_ids.iter().collect();
+            client_ids.sort_unstable_by_key(|(cid, _)| **cid);
+            for (cid, oid) in client_ids {
                 h.str(cid.as_str());
                 h.u64(oid.0);
             }
@@ -1700,7 +1737,9 @@ impl Exchange {
             }
         }
         h.u64(self.orders.len() as u64);
-        for (id, o) in &self.orders {
+        let mut orders: Vec<_> = self.orders.iter().collect();
+        orders.sort_unstable_by_key(|(id, _)| **id);
+        for (id, o) in orders {
             h.u64(id.0);
             h.u64(o.account.0);
             h.u64(o.instrument as u64);

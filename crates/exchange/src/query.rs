@@ -118,10 +118,7 @@ impl Exchange {
 
     /// Every instrument's symbol, in creation order.
     pub fn symbols(&self) -> Vec<Symbol> {
-        self.instruments
-            .iter()
-            .map(|i| i.spec.symbol.clone())
-            .collect()
+        self.instruments.iter().map(|i| i.spec.symbol).collect()
     }
 
     /// Whether the account exists (it is created by its first deposit).
@@ -131,7 +128,10 @@ impl Exchange {
 
     /// Every account id, ascending (the fee account included).
     pub fn account_ids(&self) -> Vec<AccountId> {
-        self.accounts.keys().copied().collect()
+        self.accounts_by_id()
+            .into_iter()
+            .map(|(id, _)| id)
+            .collect()
     }
 
     /// A cash balance (0 if none).
@@ -164,7 +164,7 @@ impl Exchange {
             .into_iter()
             .map(|asset| {
                 (
-                    asset.clone(),
+                    *asset,
                     acct.balances.get(asset).copied().unwrap_or(0),
                     acct.held.get(asset).copied().unwrap_or(0),
                 )
@@ -206,7 +206,7 @@ impl Exchange {
             .then(|| i64::try_from(e.cost / e.size).ok().map(Price))
             .flatten();
         PositionView {
-            instrument: inst.spec.symbol.clone(),
+            instrument: inst.spec.symbol,
             size: e.size,
             cost: e.cost,
             average_entry,
@@ -242,8 +242,8 @@ impl Exchange {
         Some(OrderView {
             order_id,
             account: o.account,
-            instrument: inst.spec.symbol.clone(),
-            client_order_id: o.client_order_id.clone(),
+            instrument: inst.spec.symbol,
+            client_order_id: o.client_order_id,
             side: o.side,
             price: view.price,
             leaves: view.leaves,
@@ -254,11 +254,14 @@ impl Exchange {
 
     /// The account's open orders, by order id.
     pub fn open_orders(&self, account: AccountId) -> Vec<OrderView> {
-        self.orders
+        let mut ids: Vec<OrderId> = self
+            .orders
             .iter()
             .filter(|(_, o)| o.account == account)
-            .filter_map(|(&id, _)| self.order(id))
-            .collect()
+            .map(|(&id, _)| id)
+            .collect();
+        ids.sort_unstable();
+        ids.into_iter().filter_map(|id| self.order(id)).collect()
     }
 
     /// The best `levels` levels of each side of an instrument's book.
@@ -384,10 +387,10 @@ impl Exchange {
             }
             inst.book.audit()?;
         }
-        for (account, acct) in &self.accounts {
+        for (account, acct) in self.accounts_by_id() {
             for (&idx, e) in &acct.exposures {
                 sizes[idx] += e.size;
-                let want = expected.remove(&(*account, idx)).unwrap_or_default();
+                let want = expected.remove(&(account, idx)).unwrap_or_default();
                 if (e.buy_qty, e.buy_notional, e.sell_qty, e.sell_notional)
                     != (
                         want.buy_qty,

@@ -167,3 +167,19 @@ impl Exchange {
         Ok(exchange)
     }
 }
+
+/// Serialises a hash map as a map in key order, so that the snapshot bytes stay a
+/// function of the state (and stay what a `BTreeMap` of the same entries writes).
+pub(crate) fn sorted_map<K, V, H, S>(
+    map: &std::collections::HashMap<K, V, H>,
+    s: S,
+) -> Result<S::Ok, S::Error>
+where
+    K: Ord + serde::Serialize,
+    V: serde::Serialize,
+    S: serde::Serializer,
+{
+    let mut entries: Vec<(&K, &V)> = map.iter().collect();
+    entries.sort_unstable_by(|a, b| a.0.cmp(b.0));
+    s.collect_map(entries)
+}

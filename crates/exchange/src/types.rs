@@ -43,144 +43,178 @@ pub const MAX_AMOUNT: Money = 1 << 100;
 /// money but cannot trade, deposit or withdraw.
 pub const FEE_ACCOUNT: AccountId = AccountId(0);
 
-/// An instrument's symbol, e.g. `BTC-PERP`: 1 to 32 ASCII letters, digits, `-` or `_`.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
-#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
-#[cfg_attr(feature = "serde", serde(try_from = "String", into = "String"))]
-pub struct Symbol(String);
+/// Fixed-capacity inline ASCII text: the storage of [`Symbol`], [`Asset`] and
+/// [`ClientOrderId`]. They are keys of the core's maps and ride in every event, so
+/// keeping them `Copy` and off the heap removes an allocation per clone and a pointer
+/// chase per comparison (see docs/benchmarks.md, replay). Ordering, equality and
+/// hashing are those of the text, so maps keep the order they had as `String`s and the
+/// state hash is unchanged.
+#[derive(Clone, Copy)]
+struct Inline<const N: usize> {
+    len: u8,
+    bytes: [u8; N],
+}
 
-/// Validates like [`Symbol::parse`]: deserialisation goes through here, so a corrupt
-/// snapshot or journal entry cannot create an invalid value.
-impl TryFrom<String> for Symbol {
-    type Error = String;
-
-    fn try_from(text: String) -> Result<Self, Self::Error> {
-        match Symbol::parse(&text) {
-            Some(_) => Ok(Symbol(text)),
-            None => Err(format!("invalid symbol: {text:?}")),
+impl<const N: usize> Inline<N> {
+    /// `text` must already be validated (ASCII, at most `N` bytes).
+    fn new(text: &str) -> Self {
+        debug_assert!(text.len() <= N && N <= u8::MAX as usize);
+        let mut bytes = [0; N];
+        bytes[..text.len()].copy_from_slice(text.as_bytes());
+        Inline {
+            len: text.len() as u8,
+            bytes,
         }
     }
-}
 
-impl From<Symbol> for String {
-    fn from(value: Symbol) -> String {
-        value.0
+    fn as_str(&self) -> &str {
+        // Only validated ASCII is ever stored, so this cannot fail; stay total anyway.
+        std::str::from_utf8(&self.bytes[..usize::from(self.len)]).unwrap_or_default()
     }
 }
 
-impl Symbol {
-    /// Parses a symbol; `None` unless it is 1 to 32 of `[A-Za-z0-9_-]`.
-    pub fn parse(text: &str) -> Option<Symbol> {
-        let ok = (1..=32).contains(&text.len())
-            && text
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
-        ok.then(|| Symbol(text.to_owned()))
-    }
-
-    /// The symbol's text.
-    pub fn as_str(&self) -> &str {
-        &self.0
+// Valid text never contains a NUL byte and the tail is zero-filled, so comparing the
+// whole arrays orders exactly as comparing the texts: where one text is a prefix of
+// the other, its padding (0) sorts before the other's next byte. The comparisons below
+// work on whole arrays, eight bytes at a time, with no UTF-8 check and no call.
+impl<const N: usize> PartialEq for Inline<N> {
+    fn eq(&self, other: &Self) -> bool {
+        self.bytes == other.bytes
     }
 }
 
-impl fmt::Display for Symbol {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
+impl<const N: usize> Eq for Inline<N> {}
+
+impl<const N: usize> PartialOrd for Inline<N> {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
     }
 }
 
-/// An asset code, e.g. `USDC`: 1 to 16 ASCII uppercase letters or digits.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
-#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
-#[cfg_attr(feature = "serde", serde(try_from = "String", into = "String"))]
-pub struct Asset(String);
-
-/// Validates like [`Asset::parse`]: deserialisation goes through here, so a corrupt
-/// snapshot or journal entry cannot create an invalid value.
-impl TryFrom<String> for Asset {
-    type Error = String;
-
-    fn try_from(text: String) -> Result<Self, Self::Error> {
-        match Asset::parse(&text) {
-            Some(_) => Ok(Asset(text)),
-            None => Err(format!("invalid asset: {text:?}")),
+impl<const N: usize> Ord for Inline<N> {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        let mut a = self.bytes.chunks_exact(8);
+        let mut b = other.bytes.chunks_exact(8);
+        for (x, y) in a.by_ref().zip(b.by_ref()) {
+            let x = u64::from_be_bytes(x.try_into().unwrap_or_default());
+            let y = u64::from_be_bytes(y.try_into().unwrap_or_default());
+            if x != y {
+                return x.cmp(&y);
+            }
         }
+        a.remainder().cmp(b.remainder())
     }
 }
 
-impl From<Asset> for String {
-    fn from(value: Asset) -> String {
-        value.0
+impl<const N: usize> std::hash::Hash for Inline<N> {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.bytes.hash(state);
     }
 }
 
-impl Asset {
-    /// Parses an asset code; `None` unless it is 1 to 16 of `[A-Z0-9]`.
-    pub fn parse(text: &str) -> Option<Asset> {
-        let ok = (1..=16).contains(&text.len())
-            && text
-                .bytes()
-                .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit());
-        ok.then(|| Asset(text.to_owned()))
-    }
+/// Declares a validated inline-text newtype: `parse`, `as_str`, `Display`, `Debug`
+/// (as the text), and serde as a plain string that re-validates on the way in, so a
+/// corrupt snapshot or journal entry cannot create an invalid value.
+macro_rules! inline_text {
+    ($(#[$doc:meta])* $name:ident, $cap:literal, $what:literal, $valid:expr) => {
+        $(#[$doc])*
+        #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+        pub struct $name(Inline<$cap>);
 
-    /// The code's text.
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-}
+        impl $name {
+            #[doc = concat!("Parses a ", $what, "; `None` unless valid (see the type).")]
+            pub fn parse(text: &str) -> Option<$name> {
+                let valid: fn(&str) -> bool = $valid;
+                ((1..=$cap).contains(&text.len()) && valid(text))
+                    .then(|| $name(Inline::new(text)))
+            }
 
-impl fmt::Display for Asset {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-/// The caller's id for an order, unique among an account's open orders: 1 to 64
-/// bytes of printable ASCII.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
-#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
-#[cfg_attr(feature = "serde", serde(try_from = "String", into = "String"))]
-pub struct ClientOrderId(String);
-
-/// Validates like [`ClientOrderId::parse`]: deserialisation goes through here, so a corrupt
-/// snapshot or journal entry cannot create an invalid value.
-impl TryFrom<String> for ClientOrderId {
-    type Error = String;
-
-    fn try_from(text: String) -> Result<Self, Self::Error> {
-        match ClientOrderId::parse(&text) {
-            Some(_) => Ok(ClientOrderId(text)),
-            None => Err(format!("invalid client order id: {text:?}")),
+            #[doc = concat!("The ", $what, "'s text.")]
+            pub fn as_str(&self) -> &str {
+                self.0.as_str()
+            }
         }
-    }
+
+        impl TryFrom<String> for $name {
+            type Error = String;
+
+            fn try_from(text: String) -> Result<Self, Self::Error> {
+                $name::parse(&text).ok_or_else(|| format!(concat!("invalid ", $what, ": {:?}"), text))
+            }
+        }
+
+        impl From<$name> for String {
+            fn from(value: $name) -> String {
+                value.as_str().to_owned()
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+
+        impl fmt::Debug for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.debug_tuple(stringify!($name)).field(&self.as_str()).finish()
+            }
+        }
+
+        #[cfg(feature = "serde")]
+        impl serde::Serialize for $name {
+            fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                s.serialize_str(self.as_str())
+            }
+        }
+
+        #[cfg(feature = "serde")]
+        impl<'de> serde::Deserialize<'de> for $name {
+            fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                struct Visitor;
+                impl serde::de::Visitor<'_> for Visitor {
+                    type Value = $name;
+
+                    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                        f.write_str(concat!("a valid ", $what))
+                    }
+
+                    fn visit_str<E: serde::de::Error>(self, text: &str) -> Result<$name, E> {
+                        $name::parse(text).ok_or_else(|| {
+                            E::custom(format!(concat!("invalid ", $what, ": {:?}"), text))
+                        })
+                    }
+                }
+                d.deserialize_str(Visitor)
+            }
+        }
+    };
 }
 
-impl From<ClientOrderId> for String {
-    fn from(value: ClientOrderId) -> String {
-        value.0
-    }
-}
+inline_text!(
+    /// An instrument's symbol, e.g. `BTC-PERP`: 1 to 32 ASCII letters, digits, `-` or `_`.
+    Symbol,
+    32,
+    "symbol",
+    |t| t.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+);
 
-impl ClientOrderId {
-    /// Parses a client order id; `None` unless it is 1 to 64 printable ASCII bytes.
-    pub fn parse(text: &str) -> Option<ClientOrderId> {
-        let ok = (1..=64).contains(&text.len()) && text.bytes().all(|b| b.is_ascii_graphic());
-        ok.then(|| ClientOrderId(text.to_owned()))
-    }
+inline_text!(
+    /// An asset code, e.g. `USDC`: 1 to 16 ASCII uppercase letters or digits.
+    Asset,
+    16,
+    "asset",
+    |t| t.bytes().all(|b| b.is_ascii_uppercase() || b.is_ascii_digit())
+);
 
-    /// The id's text.
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Display for ClientOrderId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
+inline_text!(
+    /// The caller's id for an order, unique among an account's open orders: 1 to 64
+    /// bytes of printable ASCII.
+    ClientOrderId,
+    64,
+    "client order id",
+    |t| t.bytes().all(|b| b.is_ascii_graphic())
+);
 
 /// Identifies one withdrawal; chosen by the caller (the API assigns them from a
 /// sequence).

@@ -452,7 +452,7 @@ async fn set_status(
     run(
         state,
         Command::SetInstrumentStatus {
-            instrument: core.clone(),
+            instrument: core,
             change,
             ts: trading::now_ts(),
         },
@@ -584,7 +584,7 @@ pub async fn set_prices(
         run(
             &state,
             Command::SetMarkPrice {
-                instrument: core.clone(),
+                instrument: core,
                 price,
                 ts,
             },
@@ -595,7 +595,7 @@ pub async fn set_prices(
         run(
             &state,
             Command::SetIndexPrice {
-                instrument: core.clone(),
+                instrument: core,
                 price,
                 ts,
             },
@@ -664,7 +664,7 @@ pub async fn funding(
     let outcome = run(
         &state,
         Command::ApplyFunding {
-            instrument: core.clone(),
+            instrument: core,
             rate_ppb,
             ts: trading::now_ts(),
         },
@@ -717,7 +717,7 @@ pub async fn settle(
     let outcome = run(
         &state,
         Command::SettleExpiry {
-            instrument: core.clone(),
+            instrument: core,
             ts: trading::now_ts(),
         },
     )

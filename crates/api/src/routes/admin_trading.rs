@@ -110,7 +110,7 @@ async fn credit_deposit_inner(
     let settlement = state
         .trading
         .engine
-        .read(|ex| ex.settlement_asset().clone())
+        .read(|ex| *ex.settlement_asset())
         .map_err(engine_error)?;
     if core_asset != settlement {
         return Err(invalid(

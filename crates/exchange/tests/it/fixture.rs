@@ -106,7 +106,7 @@ pub fn market() -> Exchange {
         ok(
             &mut ex,
             Command::SetMarkPrice {
-                instrument: symbol.clone(),
+                instrument: symbol,
                 price: Price(mark),
                 ts,
             },
@@ -195,14 +195,7 @@ pub fn open(
 ) {
     ok(
         ex,
-        limit(
-            long,
-            symbol.clone(),
-            &format!("{tag}-b"),
-            Side::Buy,
-            price,
-            qty,
-        ),
+        limit(long, symbol, &format!("{tag}-b"), Side::Buy, price, qty),
     );
     ok(
         ex,

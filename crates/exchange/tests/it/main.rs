@@ -7,4 +7,5 @@ mod properties;
 mod settlement;
 #[cfg(feature = "serde")]
 mod snapshot;
+mod text;
 mod wallet;

@@ -81,7 +81,7 @@ fn funding_needs_a_perpetual_with_a_mark_and_a_sane_rate() {
     ok(
         &mut ex,
         Command::CreateInstrument {
-            spec: spec(fresh.clone(), InstrumentKind::Perpetual, 100_000, 50_000),
+            spec: spec(fresh, InstrumentKind::Perpetual, 100_000, 50_000),
             ts: Timestamp(5),
         },
     );

@@ -96,7 +96,7 @@ fn a_withdrawal_cannot_take_margin_that_orders_and_positions_use() {
         &mut ex,
         Command::Deposit {
             account: AccountId(1),
-            asset: btc.clone(),
+            asset: btc,
             amount: 5,
             ts: Timestamp(3),
         },
@@ -104,7 +104,7 @@ fn a_withdrawal_cannot_take_margin_that_orders_and_positions_use() {
     let more = Command::Withdraw {
         withdrawal: WithdrawalId(2),
         account: AccountId(1),
-        asset: btc.clone(),
+        asset: btc,
         amount: 6,
         ts: Timestamp(3),
     };
