@@ -472,17 +472,28 @@ impl Engine {
 }
 
 /// Replays a journal directory from scratch (no snapshot) and returns the last sequence
-/// number and the state hash: what `bourse engine verify` prints, to check that a
-/// running node's state equals a fresh replay.
+/// number, the number of records applied and the state hash: what `bourse engine
+/// verify` prints, to check that a running node's state equals a fresh replay.
 pub fn replay_fresh(
     dir: &std::path::Path,
     settlement: Asset,
 ) -> Result<(u64, u64, u64), EngineError> {
+    let (durable, n, exchange) = replay_exchange(dir, settlement)?;
+    Ok((durable, n, exchange.state_hash()))
+}
+
+/// Opens and verifies a journal directory and replays it from scratch into a new
+/// core: the part of start-up that [`replay_fresh`] and the replay benchmark time.
+/// Returns the last sequence number, the number of records applied and the core.
+pub fn replay_exchange(
+    dir: &std::path::Path,
+    settlement: Asset,
+) -> Result<(u64, u64, Exchange), EngineError> {
     let (journal, _) = Journal::open(dir).map_err(|_| EngineError::Corrupt)?;
     let mut exchange = Exchange::new(settlement);
     let n =
         replay_into(&journal, &mut exchange, 0, |_, _, _| {}).map_err(|_| EngineError::Corrupt)?;
-    Ok((journal.durable_seq(), n, exchange.state_hash()))
+    Ok((journal.durable_seq(), n, exchange))
 }
 
 /// Applies every journal record after `after` to `exchange`, in order, handing each

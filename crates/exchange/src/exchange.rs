@@ -150,6 +150,10 @@ pub struct Exchange {
     /// leaves it out.
     #[cfg_attr(feature = "serde", serde(skip))]
     book_events: Vec<matching::Event>,
+    /// Scratch list of the accounts a command's trades touched; empty between
+    /// commands, like `book_events`.
+    #[cfg_attr(feature = "serde", serde(skip))]
+    touched: Vec<AccountId>,
 }
 
 type Outcome = Result<(), RejectReason>;
@@ -235,6 +239,7 @@ impl Exchange {
             deposited: BTreeMap::new(),
             withdrawn: BTreeMap::new(),
             book_events: Vec::new(),
+            touched: Vec::new(),
         }
     }
 
@@ -1119,7 +1124,8 @@ impl Exchange {
         ts: Timestamp,
         out: &mut Vec<Event>,
     ) {
-        let mut touched: BTreeSet<AccountId> = BTreeSet::new();
+        let mut touched = std::mem::take(&mut self.touched);
+        touched.clear();
         for event in book_events {
             match *event {
                 matching::Event::Accepted {
@@ -1264,8 +1270,8 @@ impl Exchange {
                     if taker_leaves.0 == 0 {
                         self.forget_order(taker_order_id);
                     }
-                    touched.insert(maker_account);
-                    touched.insert(taker_account);
+                    touched.push(maker_account);
+                    touched.push(taker_account);
                 }
                 matching::Event::Canceled {
                     order_id,
@@ -1344,9 +1350,13 @@ impl Exchange {
                 matching::Event::Rejected { .. } => {}
             }
         }
-        for account in touched {
+        // In id order, once each, as the set this replaced gave them.
+        touched.sort_unstable();
+        touched.dedup();
+        for &account in &touched {
             self.cap_reduce_only(idx, account, ts, out);
         }
+        self.touched = touched;
     }
 
     /// Drops an order that left the book (or never rested) from every index.
@@ -1355,8 +1365,11 @@ impl Exchange {
             return;
         };
         let acct = self.accounts.entry(o.account).or_default();
-        if acct.client_ids.get(&o.client_order_id) == Some(&order_id) {
-            acct.client_ids.remove(&o.client_order_id);
+        if let std::collections::hash_map::Entry::Occupied(e) =
+            acct.client_ids.entry(o.client_order_id)
+            && *e.get() == order_id
+        {
+            e.remove();
         }
         acct.reduce_only.remove(&(o.instrument, order_id));
         if let (true, Some(price)) = (o.resting, o.price) {
