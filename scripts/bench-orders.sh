@@ -25,9 +25,14 @@ key=$("$bin/bourse" admin keys create --name bench --data-dir "$data" \
   | python3 -c 'import json,sys; print(json.load(sys.stdin)["key"])')
 BOURSE_LOG__LEVEL=warn "$bin/bourse" serve --data-dir "$data" \
   --public-addr 127.0.0.1:18443 --admin-addr 127.0.0.1:19443 >/dev/null &
+# The hello server reuses the certificate bourse makes on its first start: wait for it.
+for _ in $(seq 300); do
+  curl -skf https://127.0.0.1:18443/healthz >/dev/null 2>&1 && break
+  sleep 0.1
+done
 "$bin/examples/tls_hello" 127.0.0.1:18444 "$data" >/dev/null &
 for _ in $(seq 100); do
-  curl -skf https://127.0.0.1:18443/healthz >/dev/null 2>&1 && curl -sk https://127.0.0.1:18444/ >/dev/null 2>&1 && break
+  curl -sk https://127.0.0.1:18444/ >/dev/null 2>&1 && break
   sleep 0.1
 done
 api=https://127.0.0.1:18443; adm=https://127.0.0.1:19443

@@ -347,10 +347,14 @@ impl RowsSql {
         (CHUNKS[i], sql.as_str())
     }
 
+    /// SQLite gets anonymous `?` placeholders (bound in order): for a numbered `?N`
+    /// sqlx asks SQLite for each parameter's name, which SQLite finds by a linear scan,
+    /// so binding a statement of n numbered parameters costs O(n²); that was 12% of
+    /// the server's CPU under order load (docs/benchmarks.md). PostgreSQL needs `$N`.
     fn build(&self, backend: Backend, rows: usize) -> String {
-        let mark = match backend {
-            Backend::Sqlite => '?',
-            Backend::Postgres => '$',
+        let (mark, numbered) = match backend {
+            Backend::Sqlite => ('?', false),
+            Backend::Postgres => ('$', true),
         };
         let mut sql = String::with_capacity(self.head.len() + rows * self.columns * 6 + 64);
         sql.push_str(self.head);
@@ -363,7 +367,9 @@ impl RowsSql {
                     sql.push_str(", ");
                 }
                 sql.push(mark);
-                sql.push_str(&n.to_string());
+                if numbered {
+                    sql.push_str(&n.to_string());
+                }
             }
             sql.push(')');
         }
@@ -1276,12 +1282,12 @@ mod tests {
     }
 
     #[test]
-    fn multi_row_inserts_number_their_placeholders() {
+    fn multi_row_statements_place_their_placeholders_in_order() {
         static T: RowsSql =
             RowsSql::new("INSERT INTO t (a, b) VALUES", 2, " ON CONFLICT DO NOTHING");
         assert_eq!(
             T.build(Backend::Sqlite, 2),
-            "INSERT INTO t (a, b) VALUES (?1, ?2), (?3, ?4) ON CONFLICT DO NOTHING"
+            "INSERT INTO t (a, b) VALUES (?, ?), (?, ?) ON CONFLICT DO NOTHING"
         );
         assert_eq!(
             T.build(Backend::Postgres, 1),
