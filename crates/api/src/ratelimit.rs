@@ -23,6 +23,8 @@
 //! enforce one limit together. When Redis does not answer in time the process falls
 //! back to its own limiters (degraded, never unlimited) and logs it.
 //!
+//! Health probes (`/healthz`, `/readyz`) are neither limited nor shed.
+//!
 //! Load shedding: at most `max_in_flight` requests run at once; one that waits longer
 //! than `queue_timeout` for a slot gets 503 `overloaded` with `Retry-After`. Cancels
 //! (`DELETE /v1/orders`, `DELETE /v1/orders/{id}`) never wait for a slot, so a client
@@ -602,15 +604,20 @@ pub async fn layer(
     req: Request,
     next: Next,
 ) -> Response {
-    if !gate.settings.enabled {
-        return shed(&gate, req, next).await;
-    }
-    let method = req.method().clone();
     let route = req
         .extensions()
         .get::<MatchedPath>()
         .map(|p| p.as_str().to_owned())
         .unwrap_or_default();
+    // Health probes come from the load balancer's few addresses many times a second;
+    // limiting or shedding them would take a healthy node out of rotation.
+    if matches!(route.as_str(), "/healthz" | "/readyz") {
+        return next.run(req).await;
+    }
+    if !gate.settings.enabled {
+        return shed(&gate, req, next).await;
+    }
+    let method = req.method().clone();
     let ip = client_ip(&req).map_or_else(|| "unknown".to_owned(), |ip| ip.to_string());
     let weight = gate.weight(&method, &route);
     let (subject, charges): (String, Vec<Charge>) = if gate.admin {

@@ -87,7 +87,13 @@ async fn every_answer_carries_the_headers_and_the_limit_answers_429_with_retry_a
             "t={t}"
         );
     }
-    // Errors carry them too: a 404 costs a unit like anything else.
+    // Health probes are never limited (a load balancer must see a healthy node).
+    for _ in 0..3 {
+        let r = app.client.get(app.url("/healthz")).send().await.unwrap();
+        assert_eq!(r.status(), 200);
+        assert!(header(&r, "ratelimit").is_empty());
+    }
+    // The sixth call is refused, and the refusal carries the headers too.
     let r = app
         .client
         .get(app.url("/v1/instruments"))
