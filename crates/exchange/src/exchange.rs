@@ -8,7 +8,7 @@ use bourse_matching::{self as matching, NewOrder, OrderBook, OrderType};
 use crate::command::{Command, OrderKind, PlaceOrder};
 use crate::event::{BalanceReason, CancelReason, Event, EventKind, Liquidity, RejectReason};
 use crate::hash::Fnv1a;
-use crate::margin::{self, Exposure, MarginParams};
+use crate::margin::{self, Exposure, MarginParams, MulChecked};
 use crate::types::{
     AccountId, Asset, ClientOrderId, FEE_ACCOUNT, InstrumentKind, InstrumentSpec, InstrumentStatus,
     MAX_AMOUNT, MAX_PRICE, Money, OrderId, PPB, PPM, Price, Quantity, Side, StatusChange, Symbol,
@@ -193,7 +193,7 @@ pub(crate) fn apply_trade(e: &mut Exposure, side: Side, qty: i128, price: i128) 
     }
     let held = e.size.abs();
     let close = qty.min(held);
-    let removed = e.cost * close / held;
+    let removed = margin::div_trunc(e.cost * close, held);
     let realised = e.size.signum() * close * price - removed;
     e.cost -= removed;
     e.size += d.signum() * close;
@@ -219,6 +219,50 @@ fn count_resting(e: &mut Exposure, side: Side, price: Price, leaves: u64, sign: 
             e.sell_qty += qty;
             e.sell_notional += notional;
         }
+    }
+}
+
+/// Adds `delta` to `acct`'s (the account `account`'s) balance of `asset` and records
+/// it; nothing for a zero delta. Callers guarantee the result stays within bounds.
+fn credit_account(
+    acct: &mut Account,
+    account: AccountId,
+    asset: &Asset,
+    delta: Money,
+    reason: BalanceReason,
+    ts: Timestamp,
+    out: &mut Vec<Event>,
+) {
+    if delta == 0 {
+        return;
+    }
+    let balance = acct.balances.entry(*asset).or_insert(0);
+    *balance += delta;
+    let balance = *balance;
+    out.push(Event {
+        ts,
+        kind: EventKind::BalanceChanged {
+            account,
+            asset: *asset,
+            delta,
+            balance,
+            reason,
+        },
+    });
+}
+
+/// Drops the order `order_id` (already out of `orders`) from its account's indexes
+/// and, if it rested, from the account's resting totals.
+fn forget_in_account(acct: &mut Account, order_id: OrderId, o: &OpenOrder) {
+    if let std::collections::hash_map::Entry::Occupied(e) = acct.client_ids.entry(o.client_order_id)
+        && *e.get() == order_id
+    {
+        e.remove();
+    }
+    acct.reduce_only.remove(&(o.instrument, order_id));
+    if let (true, Some(price)) = (o.resting, o.price) {
+        let e = acct.exposures.entry(o.instrument).or_default();
+        count_resting(e, o.side, price, o.leaves, -1);
     }
 }
 
@@ -400,12 +444,12 @@ impl Exchange {
         replace: Option<(usize, &Exposure)>,
     ) -> Option<(i128, i128)> {
         let cash = account.balances.get(&self.settlement).copied().unwrap_or(0);
-        let mut equity = cash.checked_mul(PPM)?.checked_add(cash_delta_scaled)?;
+        let mut equity = cash.mul_checked(PPM)?.checked_add(cash_delta_scaled)?;
         let mut im: i128 = 0;
         let mut visit = |idx: usize, e: &Exposure| -> Option<()> {
             let params = self.instruments[idx].params();
             equity =
-                equity.checked_add(margin::equity_contribution(&params, e)?.checked_mul(PPM)?)?;
+                equity.checked_add(margin::equity_contribution(&params, e)?.mul_checked(PPM)?)?;
             im = im.checked_add(margin::initial_margin_scaled(&params, e)?)?;
             Some(())
         };
@@ -561,19 +605,7 @@ impl Exchange {
             return;
         }
         let acct = self.accounts.entry(account).or_default();
-        let balance = acct.balances.entry(*asset).or_insert(0);
-        *balance += delta;
-        let balance = *balance;
-        out.push(Event {
-            ts,
-            kind: EventKind::BalanceChanged {
-                account,
-                asset: *asset,
-                delta,
-                balance,
-                reason,
-            },
-        });
+        credit_account(acct, account, asset, delta, reason, ts, out);
     }
 
     fn deposit(
@@ -929,9 +961,9 @@ impl Exchange {
         let base = acct.exposures.get(&idx).copied().unwrap_or_default();
         let q = i128::from(qty);
         let p = i128::from(worst.0);
-        let notional_ticks = q.checked_mul(p).ok_or(RejectReason::Overflow)?;
+        let notional_ticks = q.mul_checked(p).ok_or(RejectReason::Overflow)?;
         let notional = notional_ticks
-            .checked_mul(inst.tick_value)
+            .mul_checked(inst.tick_value)
             .filter(|n| *n <= MAX_AMOUNT)
             .ok_or(RejectReason::Overflow)?;
         // Nothing filled. An option buyer must also be able to fund the premium up
@@ -1126,6 +1158,10 @@ impl Exchange {
     ) {
         let mut touched = std::mem::take(&mut self.touched);
         touched.clear();
+        // The order being submitted while it is not yet in the indexes.
+        let mut arriving: Option<(OrderId, OpenOrder)> = None;
+        let mut arriving_account = None;
+        let mut arriving_reduce_only = false;
         for event in book_events {
             match *event {
                 matching::Event::Accepted {
@@ -1136,7 +1172,10 @@ impl Exchange {
                     quantity,
                 } => {
                     let Some(taker) = taker else { continue };
-                    self.orders.insert(
+                    // Indexed (in `orders`, the client ids and the reduce-only set)
+                    // after the loop, and only if it is still open then: most takers
+                    // that trade fill completely and never need an entry.
+                    arriving = Some((
                         order_id,
                         OpenOrder {
                             account,
@@ -1148,13 +1187,9 @@ impl Exchange {
                             resting: false,
                             reduce_only: taker.reduce_only,
                         },
-                    );
-                    let acct = self.accounts.entry(account).or_default();
-                    acct.client_ids.insert(taker.client_order_id, order_id);
-                    if taker.reduce_only {
-                        acct.reduce_only.insert((idx, order_id));
-                    }
-                    acct.exposures.entry(idx).or_default();
+                    ));
+                    arriving_account = Some(account);
+                    arriving_reduce_only = taker.reduce_only;
                     out.push(Event {
                         ts,
                         kind: EventKind::OrderAccepted {
@@ -1176,18 +1211,27 @@ impl Exchange {
                     price,
                     quantity,
                 } => {
-                    if let Some(o) = self.orders.get_mut(&order_id) {
-                        o.resting = true;
-                        o.leaves = quantity.0;
-                        let account = o.account;
-                        let e = self
-                            .accounts
-                            .entry(account)
-                            .or_default()
-                            .exposures
-                            .entry(idx)
-                            .or_default();
-                        count_resting(e, side, price, quantity.0, 1);
+                    match &mut arriving {
+                        Some((id, o)) if *id == order_id => {
+                            // Counted in the resting totals when it is indexed, below.
+                            o.resting = true;
+                            o.leaves = quantity.0;
+                        }
+                        _ => {
+                            if let Some(o) = self.orders.get_mut(&order_id) {
+                                o.resting = true;
+                                o.leaves = quantity.0;
+                                let account = o.account;
+                                let e = self
+                                    .accounts
+                                    .entry(account)
+                                    .or_default()
+                                    .exposures
+                                    .entry(idx)
+                                    .or_default();
+                                count_resting(e, side, price, quantity.0, 1);
+                            }
+                        }
                     }
                     out.push(Event {
                         ts,
@@ -1224,25 +1268,10 @@ impl Exchange {
                             taker_leaves,
                         },
                     });
-                    // The maker's resting totals shrink by what traded.
+                    // The maker first, then the taker, each with one account lookup.
                     let maker_side = aggressor.opposite();
-                    {
-                        let e = self
-                            .accounts
-                            .entry(maker_account)
-                            .or_default()
-                            .exposures
-                            .entry(idx)
-                            .or_default();
-                        count_resting(e, maker_side, price, quantity.0, -1);
-                    }
-                    if let Some(o) = self.orders.get_mut(&maker_order_id) {
-                        o.leaves = maker_leaves.0;
-                    }
-                    if let Some(o) = self.orders.get_mut(&taker_order_id) {
-                        o.leaves = taker_leaves.0;
-                    }
-                    self.fill(
+                    let maker_gone = self.set_leaves(maker_order_id, maker_leaves.0);
+                    let maker_capped = self.fill(
                         idx,
                         maker_account,
                         maker_order_id,
@@ -1250,10 +1279,22 @@ impl Exchange {
                         price,
                         quantity,
                         Liquidity::Maker,
+                        maker_gone,
                         ts,
                         out,
                     );
-                    self.fill(
+                    let taker_gone = match &mut arriving {
+                        Some((id, o)) if *id == taker_order_id => {
+                            o.leaves = taker_leaves.0;
+                            if taker_leaves.0 == 0 {
+                                // Filled: it was never indexed, so nothing to forget.
+                                arriving = None;
+                            }
+                            None
+                        }
+                        _ => self.set_leaves(taker_order_id, taker_leaves.0),
+                    };
+                    let taker_capped = self.fill(
                         idx,
                         taker_account,
                         taker_order_id,
@@ -1261,17 +1302,21 @@ impl Exchange {
                         price,
                         quantity,
                         Liquidity::Taker,
+                        taker_gone,
                         ts,
                         out,
                     );
-                    if maker_leaves.0 == 0 {
-                        self.forget_order(maker_order_id);
+                    // Only accounts with reduce-only orders can need capping: those
+                    // that have some now, and the arriving order's if it is one (it
+                    // is indexed after the loop).
+                    let arriving_caps =
+                        |account| arriving_reduce_only && arriving_account == Some(account);
+                    if maker_capped || arriving_caps(maker_account) {
+                        touched.push(maker_account);
                     }
-                    if taker_leaves.0 == 0 {
-                        self.forget_order(taker_order_id);
+                    if taker_capped || arriving_caps(taker_account) {
+                        touched.push(taker_account);
                     }
-                    touched.push(maker_account);
-                    touched.push(taker_account);
                 }
                 matching::Event::Canceled {
                     order_id,
@@ -1288,7 +1333,11 @@ impl Exchange {
                         (matching::CancelReason::CancelAll, None) => CancelReason::CancelAll,
                         (matching::CancelReason::Requested, None) => CancelReason::Requested,
                     };
-                    self.forget_order(order_id);
+                    match &arriving {
+                        // Never indexed, so nothing to forget.
+                        Some((id, _)) if *id == order_id => arriving = None,
+                        _ => self.forget_order(order_id),
+                    }
                     out.push(Event {
                         ts,
                         kind: EventKind::OrderCanceled {
@@ -1350,6 +1399,21 @@ impl Exchange {
                 matching::Event::Rejected { .. } => {}
             }
         }
+        if let Some(account) = arriving_account {
+            let acct = self.accounts.entry(account).or_default();
+            let e = acct.exposures.entry(idx).or_default();
+            if let Some((order_id, o)) = arriving {
+                // Still open: index it, and count it as resting if it rests.
+                if let (true, Some(price)) = (o.resting, o.price) {
+                    count_resting(e, o.side, price, o.leaves, 1);
+                }
+                acct.client_ids.insert(o.client_order_id, order_id);
+                if o.reduce_only {
+                    acct.reduce_only.insert((idx, order_id));
+                }
+                self.orders.insert(order_id, o);
+            }
+        }
         // In id order, once each, as the set this replaced gave them.
         touched.sort_unstable();
         touched.dedup();
@@ -1365,17 +1429,7 @@ impl Exchange {
             return;
         };
         let acct = self.accounts.entry(o.account).or_default();
-        if let std::collections::hash_map::Entry::Occupied(e) =
-            acct.client_ids.entry(o.client_order_id)
-            && *e.get() == order_id
-        {
-            e.remove();
-        }
-        acct.reduce_only.remove(&(o.instrument, order_id));
-        if let (true, Some(price)) = (o.resting, o.price) {
-            let e = acct.exposures.entry(o.instrument).or_default();
-            count_resting(e, o.side, price, o.leaves, -1);
-        }
+        forget_in_account(acct, order_id, &o);
     }
 
     /// Shrinks or cancels an account's reduce-only orders on one instrument so that
@@ -1390,6 +1444,9 @@ impl Exchange {
         let Some(acct) = self.accounts.get(&account) else {
             return;
         };
+        if acct.reduce_only.is_empty() {
+            return;
+        }
         let size = acct.exposures.get(&idx).map_or(0, |e| e.size);
         let closing_side = match size.signum() {
             1 => Some(Side::Sell),
@@ -1428,7 +1485,26 @@ impl Exchange {
         }
     }
 
-    /// Books one side of a trade: position, realised PnL or premium, fee.
+    /// Sets a traded order's open quantity; an order with none left leaves `orders`
+    /// and is returned, for [`Exchange::fill`] to drop from its account's indexes.
+    fn set_leaves(&mut self, order_id: OrderId, leaves: u64) -> Option<OpenOrder> {
+        if leaves == 0 {
+            // Nothing of it rests any more: forgetting it takes nothing off the totals.
+            return self
+                .orders
+                .remove(&order_id)
+                .map(|o| OpenOrder { leaves: 0, ..o });
+        }
+        if let Some(o) = self.orders.get_mut(&order_id) {
+            o.leaves = leaves;
+        }
+        None
+    }
+
+    /// Books one side of a trade: the maker's resting totals, position, realised PnL
+    /// or premium, fee; and drops a `gone` (filled) order from the account's indexes.
+    /// The account is looked up once. Returns whether the account has open
+    /// reduce-only orders (which the position change may have to cap).
     #[allow(clippy::too_many_arguments)]
     fn fill(
         &mut self,
@@ -1439,9 +1515,10 @@ impl Exchange {
         price: Price,
         quantity: Quantity,
         liquidity: Liquidity,
+        gone: Option<OpenOrder>,
         ts: Timestamp,
         out: &mut Vec<Event>,
-    ) {
+    ) -> bool {
         let inst = &self.instruments[idx];
         let v = inst.tick_value;
         let linear = inst.spec.kind.is_linear();
@@ -1450,22 +1527,23 @@ impl Exchange {
             Liquidity::Taker => inst.spec.taker_fee_ppm,
         };
         let symbol = inst.spec.symbol;
+        let settlement = self.settlement;
         let q = i128::from(quantity.0);
         let p = i128::from(price.0);
         let notional = q * p * v;
-        let e = self
-            .accounts
-            .entry(account)
-            .or_default()
-            .exposures
-            .entry(idx)
-            .or_default();
+        let fee = margin::div_trunc(notional * i128::from(fee_ppm), PPM);
+        let acct = self.accounts.entry(account).or_default();
+        let e = acct.exposures.entry(idx).or_default();
+        if liquidity == Liquidity::Maker {
+            // The maker's resting totals shrink by what traded.
+            count_resting(e, side, price, quantity.0, -1);
+        }
         let realised = apply_trade(e, side, q, p) * v;
         e.realised_pnl += realised;
         let (size, cost, realised_pnl) = (e.size, e.cost, e.realised_pnl);
-        let settlement = self.settlement;
         if linear {
-            self.credit(
+            credit_account(
+                acct,
                 account,
                 &settlement,
                 realised,
@@ -1474,7 +1552,8 @@ impl Exchange {
                 out,
             );
         } else {
-            self.credit(
+            credit_account(
+                acct,
                 account,
                 &settlement,
                 -signed(side, notional),
@@ -1483,10 +1562,32 @@ impl Exchange {
                 out,
             );
         }
-        let fee = notional * i128::from(fee_ppm) / PPM;
         if fee > 0 {
-            self.credit(account, &settlement, -fee, BalanceReason::Fee, ts, out);
-            self.credit(FEE_ACCOUNT, &settlement, fee, BalanceReason::Fee, ts, out);
+            credit_account(
+                acct,
+                account,
+                &settlement,
+                -fee,
+                BalanceReason::Fee,
+                ts,
+                out,
+            );
+        }
+        if let Some(o) = gone {
+            forget_in_account(acct, order_id, &o);
+        }
+        let has_reduce_only = !acct.reduce_only.is_empty();
+        if fee > 0 {
+            let fees = self.accounts.entry(FEE_ACCOUNT).or_default();
+            credit_account(
+                fees,
+                FEE_ACCOUNT,
+                &settlement,
+                fee,
+                BalanceReason::Fee,
+                ts,
+                out,
+            );
             out.push(Event {
                 ts,
                 kind: EventKind::FeeCharged {
@@ -1507,6 +1608,7 @@ impl Exchange {
                 realised_pnl,
             },
         });
+        has_reduce_only
     }
 
     // ----- funding and expiry ---------------------------------------------------------

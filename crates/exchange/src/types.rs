@@ -108,7 +108,9 @@ impl<const N: usize> Ord for Inline<N> {
 
 impl<const N: usize> std::hash::Hash for Inline<N> {
     fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
-        self.bytes.hash(state);
+        // The text only, not the zero padding: equal values have equal texts, and a
+        // short client order id hashes in a step or two instead of eight.
+        self.bytes[..usize::from(self.len)].hash(state);
     }
 }
 
