@@ -9,6 +9,7 @@ pub mod catalog;
 pub mod error;
 pub mod json;
 pub mod middleware;
+mod openapi_gateway;
 pub mod query;
 pub mod request_id;
 pub mod routes;
@@ -132,7 +133,7 @@ impl utoipa::Modify for PublicSecurity {
 }
 
 fn public_parts() -> (Router<AppState>, utoipa::openapi::OpenApi) {
-    OpenApiRouter::with_openapi(ApiDoc::openapi())
+    let (router, api) = OpenApiRouter::with_openapi(ApiDoc::openapi())
         .routes(routes!(routes::health::healthz))
         .routes(routes!(routes::health::readyz))
         .routes(routes!(routes::instruments::list))
@@ -178,7 +179,8 @@ fn public_parts() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         ))
         .routes(routes!(routes::wallet::get_withdrawal))
         .routes(routes!(routes::wallet::list_deposits))
-        .split_for_parts()
+        .split_for_parts();
+    (router, openapi_gateway::with_body_answers(api))
 }
 
 /// The OpenAPI 3.1 document of the public listener, exactly as served at `/openapi.json`.
@@ -231,7 +233,7 @@ impl utoipa::Modify for AdminSecurity {
 }
 
 fn admin_parts() -> (Router<AppState>, utoipa::openapi::OpenApi) {
-    OpenApiRouter::with_openapi(AdminDoc::openapi())
+    let (router, api) = OpenApiRouter::with_openapi(AdminDoc::openapi())
         .routes(routes!(routes::health::healthz))
         .routes(routes!(routes::health::readyz))
         .routes(routes!(routes::admin_instruments::create))
@@ -253,7 +255,8 @@ fn admin_parts() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(routes::admin_identity::list_users))
         .routes(routes!(routes::admin_identity::freeze_user))
         .routes(routes!(routes::admin_identity::unfreeze_user))
-        .split_for_parts()
+        .split_for_parts();
+    (router, openapi_gateway::with_body_answers(api))
 }
 
 /// The OpenAPI 3.1 document of the admin listener, as served at its `/openapi.json`.

@@ -82,7 +82,10 @@ async fn read_response(stream: &mut (impl AsyncRead + Unpin)) -> (u16, String, V
             break i + 4;
         }
         let n = stream.read(&mut chunk).await.expect("read response");
-        assert!(n > 0, "connection closed before a full response head: {buf:?}");
+        assert!(
+            n > 0,
+            "connection closed before a full response head: {buf:?}"
+        );
         buf.extend_from_slice(&chunk[..n]);
     };
     let head = String::from_utf8_lossy(&buf[..head_end]).to_lowercase();
@@ -218,7 +221,10 @@ async fn an_idle_keep_alive_connection_is_closed_after_the_timeout() {
     // A clean close (or a reset); an idle connection gets no bytes, at most a 408 head.
     if read.is_ok() {
         let text = String::from_utf8_lossy(&rest);
-        assert!(text.is_empty() || text.starts_with("HTTP/1.1 408"), "{text}");
+        assert!(
+            text.is_empty() || text.starts_with("HTTP/1.1 408"),
+            "{text}"
+        );
     }
     assert!(waited >= Duration::from_millis(900), "{waited:?}");
     assert!(waited < Duration::from_secs(3), "{waited:?}");
@@ -316,7 +322,10 @@ async fn http2_streams_beyond_the_limit_are_refused() {
                     // NO_ERROR after a served response: the server stops reading a body
                     // it no longer needs (RFC 9113 §8.1).
                     assert_eq!(code, 0, "stream {stream}");
-                    assert!(answered.contains(&stream), "stream {stream} reset unanswered");
+                    assert!(
+                        answered.contains(&stream),
+                        "stream {stream} reset unanswered"
+                    );
                 }
             }
             HEADERS => answered.push(stream),
