@@ -30,6 +30,9 @@ step "Postman: collections match the OpenAPI documents, scripted flow against a 
 python3 scripts/postman/check.py
 scripts/newman-flow.sh
 
+step "schemathesis: generated requests against a real server, checked against the OpenAPI documents"
+scripts/schemathesis.sh
+
 step "OpenAPI lint"
 for spec in docs/openapi.json docs/openapi-admin.json; do
   "$root/.tools/venv/bin/openapi-spec-validator" "$spec"

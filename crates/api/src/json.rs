@@ -47,6 +47,31 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for ApiJsonBytes<T> {
     }
 }
 
+/// The error a request body yields when the client did not send all of it within
+/// `http.body_read_timeout_secs` (set by the transport, answered here with 408).
+#[derive(Debug, Clone, Copy)]
+pub struct BodyReadTimeout;
+
+impl fmt::Display for BodyReadTimeout {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("the request body did not arrive within the body read timeout")
+    }
+}
+
+impl std::error::Error for BodyReadTimeout {}
+
+/// Whether `e` or anything in its source chain is one of ours of type `E`.
+fn caused_by<E: std::error::Error + 'static>(e: &(dyn std::error::Error + 'static)) -> bool {
+    let mut cur = Some(e);
+    while let Some(err) = cur {
+        if err.is::<E>() {
+            return true;
+        }
+        cur = err.source();
+    }
+    false
+}
+
 /// The body of an `application/json` request, within the size limit.
 async fn json_body(req: Request) -> Result<bytes::Bytes, ApiError> {
     let is_json = req
@@ -67,10 +92,15 @@ async fn json_body(req: Request) -> Result<bytes::Bytes, ApiError> {
     match axum::body::to_bytes(req.into_body(), usize::MAX).await {
         Ok(b) => Ok(b),
         Err(e) => {
-            let too_large = std::error::Error::source(&e)
-                .is_some_and(|s| s.is::<http_body_util::LengthLimitError>())
+            let too_large = caused_by::<http_body_util::LengthLimitError>(&e)
                 || e.to_string().contains("length limit");
-            Err(if too_large {
+            Err(if caused_by::<BodyReadTimeout>(&e) {
+                ApiError::new(
+                    StatusCode::REQUEST_TIMEOUT,
+                    "body_timeout",
+                    "the request body did not arrive in time",
+                )
+            } else if too_large {
                 ApiError::new(
                     StatusCode::PAYLOAD_TOO_LARGE,
                     "payload_too_large",

@@ -9,6 +9,7 @@ pub mod catalog;
 pub mod error;
 pub mod json;
 pub mod middleware;
+mod openapi_gateway;
 pub mod query;
 pub mod ratelimit;
 pub mod request_id;
@@ -263,7 +264,10 @@ fn public_parts() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(routes::wallet::get_withdrawal))
         .routes(routes!(routes::wallet::list_deposits))
         .split_for_parts();
-    (router, with_gateway_responses(api))
+    (
+        router,
+        openapi_gateway::with_body_answers(with_gateway_responses(api)),
+    )
 }
 
 /// The OpenAPI 3.1 document of the public listener, exactly as served at `/openapi.json`.
@@ -339,7 +343,10 @@ fn admin_parts() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(routes::admin_identity::freeze_user))
         .routes(routes!(routes::admin_identity::unfreeze_user))
         .split_for_parts();
-    (router, with_gateway_responses(api))
+    (
+        router,
+        openapi_gateway::with_body_answers(with_gateway_responses(api)),
+    )
 }
 
 /// The OpenAPI 3.1 document of the admin listener, as served at its `/openapi.json`.

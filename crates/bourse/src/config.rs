@@ -227,12 +227,22 @@ pub struct HttpConfig {
     /// Seconds a client has to send a complete header block (also the idle keep-alive
     /// limit between HTTP/1.1 requests).
     pub header_read_timeout_secs: u64,
+    /// Seconds a client has, once the header block is in, to send the whole request body
+    /// (408 `body_timeout` after that): a body trickled byte by byte is cut off.
+    pub body_read_timeout_secs: u64,
     /// Seconds a client has to complete the TLS handshake.
     pub tls_handshake_timeout_secs: u64,
     /// Open connections per listener; further connections are closed at once.
     pub max_connections: usize,
-    /// Concurrent HTTP/2 streams per connection.
+    /// Concurrent HTTP/2 streams per connection; more are refused (`REFUSED_STREAM`).
     pub max_concurrent_streams: u32,
+    /// HTTP/2 streams a client may open and reset before the server has accepted them;
+    /// beyond this the connection is closed with `GOAWAY ENHANCE_YOUR_CALM` (the "rapid
+    /// reset" attack, CVE-2023-44487).
+    pub http2_max_pending_accept_reset_streams: usize,
+    /// HTTP/2 streams the server may reset for a client's protocol errors before it
+    /// closes the connection with `GOAWAY ENHANCE_YOUR_CALM` (CVE-2025-8671).
+    pub http2_max_local_error_reset_streams: usize,
     /// Largest request header block in bytes (431 above).
     pub max_header_bytes: usize,
     /// Seconds in-flight requests get to finish after SIGTERM.
@@ -260,9 +270,12 @@ impl Default for Config {
                 body_limit_bytes: 64 * 1024,
                 request_timeout_secs: 30,
                 header_read_timeout_secs: 10,
+                body_read_timeout_secs: 10,
                 tls_handshake_timeout_secs: 10,
                 max_connections: 10_000,
                 max_concurrent_streams: 100,
+                http2_max_pending_accept_reset_streams: 20,
+                http2_max_local_error_reset_streams: 100,
                 max_header_bytes: 16 * 1024,
                 shutdown_grace_secs: 30,
             },
@@ -420,6 +433,7 @@ impl Config {
             ("http.body_limit_bytes", h.body_limit_bytes as u64),
             ("http.request_timeout_secs", h.request_timeout_secs),
             ("http.header_read_timeout_secs", h.header_read_timeout_secs),
+            ("http.body_read_timeout_secs", h.body_read_timeout_secs),
             (
                 "http.tls_handshake_timeout_secs",
                 h.tls_handshake_timeout_secs,
@@ -428,6 +442,14 @@ impl Config {
             (
                 "http.max_concurrent_streams",
                 u64::from(h.max_concurrent_streams),
+            ),
+            (
+                "http.http2_max_pending_accept_reset_streams",
+                h.http2_max_pending_accept_reset_streams as u64,
+            ),
+            (
+                "http.http2_max_local_error_reset_streams",
+                h.http2_max_local_error_reset_streams as u64,
             ),
         ] {
             if v == 0 {

@@ -202,8 +202,11 @@ pub async fn start(cfg: &Config) -> anyhow::Result<Running> {
     let transport = server::TransportLimits {
         tls_handshake_timeout: Duration::from_secs(cfg.http.tls_handshake_timeout_secs),
         header_read_timeout: Duration::from_secs(cfg.http.header_read_timeout_secs),
+        body_read_timeout: Duration::from_secs(cfg.http.body_read_timeout_secs),
         max_connections: cfg.http.max_connections,
         max_concurrent_streams: cfg.http.max_concurrent_streams,
+        http2_max_pending_accept_reset_streams: cfg.http.http2_max_pending_accept_reset_streams,
+        http2_max_local_error_reset_streams: cfg.http.http2_max_local_error_reset_streams,
         max_header_bytes: cfg.http.max_header_bytes,
         shutdown_grace: Duration::from_secs(cfg.http.shutdown_grace_secs),
     };

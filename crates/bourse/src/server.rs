@@ -1,11 +1,14 @@
 //! The HTTPS accept loop: TLS 1.3 handshake under a timeout, HTTP/1.1 or HTTP/2 by ALPN,
-//! a bound on open connections, header-read timeouts, and graceful drain on shutdown.
+//! a bound on open connections, header- and body-read timeouts, HTTP/2 stream and reset
+//! bounds, and graceful drain on shutdown.
 //!
 //! Written over hyper-util rather than `axum::serve` / axum-server because every one of
 //! these bounds must hold before the application sees a byte.
 
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use axum::Router;
@@ -24,12 +27,18 @@ use tower::Service;
 pub struct TransportLimits {
     /// Time to complete the TLS handshake.
     pub tls_handshake_timeout: Duration,
-    /// Time to send a complete header block; also the idle keep-alive limit.
+    /// Time to send a complete header block; also the idle HTTP/1.1 keep-alive limit.
     pub header_read_timeout: Duration,
+    /// Time, from the end of the header block, to send the whole request body.
+    pub body_read_timeout: Duration,
     /// Open connections on this listener.
     pub max_connections: usize,
     /// Concurrent HTTP/2 streams per connection.
     pub max_concurrent_streams: u32,
+    /// HTTP/2 streams reset by the client before being accepted (rapid reset bound).
+    pub http2_max_pending_accept_reset_streams: usize,
+    /// HTTP/2 streams reset by the server for client errors before GOAWAY.
+    pub http2_max_local_error_reset_streams: usize,
     /// Largest header block (HTTP/1 buffer and HTTP/2 header list).
     pub max_header_bytes: usize,
     /// Time in-flight requests get after shutdown starts.
@@ -61,8 +70,8 @@ pub async fn serve(
         .timer(TokioTimer::new())
         .max_concurrent_streams(limits.max_concurrent_streams)
         .max_header_list_size(u32::try_from(limits.max_header_bytes).unwrap_or(u32::MAX))
-        .max_pending_accept_reset_streams(Some(20))
-        .max_local_error_reset_streams(Some(100))
+        .max_pending_accept_reset_streams(Some(limits.http2_max_pending_accept_reset_streams))
+        .max_local_error_reset_streams(Some(limits.http2_max_local_error_reset_streams))
         .keep_alive_interval(Some(Duration::from_secs(30)))
         .keep_alive_timeout(Duration::from_secs(10));
     let builder = Arc::new(builder);
@@ -113,6 +122,7 @@ pub async fn serve(
                 };
             let svc = hyper::service::service_fn(move |mut req: hyper::Request<Incoming>| {
                 req.extensions_mut().insert(ConnectInfo(peer));
+                let req = req.map(|body| DeadlineBody::new(body, limits.body_read_timeout));
                 app.clone().call(req)
             });
             let conn = builder.serve_connection(TokioIo::new(tls), svc);
@@ -135,6 +145,50 @@ pub async fn serve(
             listener = name,
             "grace period over; closing remaining connections"
         );
+    }
+}
+
+/// A request body that must be complete within a deadline counted from the end of the
+/// header block; after it the body yields [`bourse_api::json::BodyReadTimeout`], which the
+/// JSON extractor answers with 408 `body_timeout`. This cuts off a client trickling its
+/// body, which hyper's per-read timeouts would let through.
+struct DeadlineBody {
+    inner: Incoming,
+    deadline: Pin<Box<tokio::time::Sleep>>,
+}
+
+impl DeadlineBody {
+    fn new(inner: Incoming, limit: Duration) -> Self {
+        Self {
+            inner,
+            deadline: Box::pin(tokio::time::sleep(limit)),
+        }
+    }
+}
+
+impl http_body::Body for DeadlineBody {
+    type Data = hyper::body::Bytes;
+    type Error = Box<dyn std::error::Error + Send + Sync>;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<http_body::Frame<Self::Data>, Self::Error>>> {
+        if let Poll::Ready(frame) = Pin::new(&mut self.inner).poll_frame(cx) {
+            return Poll::Ready(frame.map(|f| f.map_err(Into::into)));
+        }
+        match self.deadline.as_mut().poll(cx) {
+            Poll::Ready(()) => Poll::Ready(Some(Err(Box::new(bourse_api::json::BodyReadTimeout)))),
+            Poll::Pending => Poll::Pending,
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.inner.size_hint()
     }
 }
 

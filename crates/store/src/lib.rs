@@ -49,6 +49,8 @@ mod postgres;
 mod purge;
 mod row;
 mod seed;
+#[doc(hidden)]
+pub use seed::demo_instruments;
 mod sessions;
 mod signing_keys;
 mod sqlite;

@@ -63,7 +63,8 @@ fn dated_code(base: &str, expiry: OffsetDateTime) -> String {
 }
 
 /// BTC-PERP, ETH-PERP, a BTC future on [`demo_expiry`], and a call and a put on it.
-pub(crate) fn demo_instruments(now: OffsetDateTime) -> Result<Vec<Instrument>, StoreError> {
+/// Public (doc-hidden) so the fuzz targets can build a catalog without a database.
+pub fn demo_instruments(now: OffsetDateTime) -> Result<Vec<Instrument>, StoreError> {
     let expiry = demo_expiry(now).ok_or_else(|| {
         tracing::error!("no demo expiry can be computed from this clock");
         StoreError::Internal

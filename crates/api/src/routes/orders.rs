@@ -22,6 +22,7 @@ use utoipa::{IntoParams, ToSchema};
 
 use crate::AppState;
 use crate::auth::{Read, Scoped, Trade};
+use crate::catalog::Catalog;
 use crate::error::{ApiError, Problem};
 use crate::json::{ApiJson, ApiJsonBytes};
 use crate::query::ApiQuery;
@@ -223,21 +224,41 @@ fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
 }
 
 fn instrument(state: &AppState, symbol: &str, pointer: &str) -> Result<Instrument, ApiError> {
+    catalog_instrument(&state.catalog, symbol, pointer)
+}
+
+fn catalog_instrument(
+    catalog: &Catalog,
+    symbol: &str,
+    pointer: &str,
+) -> Result<Instrument, ApiError> {
     let s = Symbol::parse(symbol)
         .map_err(|_| invalid(pointer, "invalid_symbol", "not a valid symbol"))?;
-    state
-        .catalog
+    catalog
         .get(&s)
         .ok_or_else(|| ApiError::not_found("instrument"))
 }
 
+/// The path of a `POST /v1/orders` body from bytes to the core's command: the JSON
+/// checks of [`ApiJsonBytes`], [`NewOrder`], then [`to_command`] against `catalog`.
+/// Public for the fuzz targets (`fuzz/fuzz_targets/order_body.rs`).
+#[doc(hidden)]
+pub fn order_command(
+    catalog: &Catalog,
+    account: AccountId,
+    body: &[u8],
+) -> Result<PlaceOrder, ApiError> {
+    let order: NewOrder = crate::json::parse(body)?;
+    to_command(catalog, account, &order).map(|(command, _)| command)
+}
+
 /// Turns the wire order into the core's command; every check that needs no state.
 fn to_command(
-    state: &AppState,
+    catalog: &Catalog,
     account: AccountId,
     body: &NewOrder,
 ) -> Result<(PlaceOrder, Instrument), ApiError> {
-    let inst = instrument(state, &body.symbol, "/symbol")?;
+    let inst = catalog_instrument(catalog, &body.symbol, "/symbol")?;
     let quantity = trading::quantity_lots(&inst, &body.quantity, "/quantity")?;
     let kind = match (body.order_type, &body.price) {
         (WireType::Limit, Some(p)) => OrderKind::Limit {
@@ -490,7 +511,7 @@ pub async fn create(
 ) -> Result<Response, ApiError> {
     let key = idempotency_key(&headers)?;
     let account = state.trading.account(&state.store, user.user_id()).await?;
-    let (order, inst) = to_command(&state, account, &body)?;
+    let (order, inst) = to_command(&state.catalog, account, &body)?;
     let Some(key) = key else {
         let (status, bytes) = place(&state, order, &inst, None).await?;
         return Ok(response(status, bytes, false));

@@ -21,6 +21,7 @@ macro_rules! both {
     };
 }
 
+mod abuse;
 mod browser;
 mod cli;
 mod crash;
