@@ -29,6 +29,15 @@ aport=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); p
 adminkey=$("$bin" admin keys create --name schemathesis --data-dir "$data" \
   --scopes instruments:read,instruments:write,users:read,users:write,deposits:write,withdrawals:approve 2>/dev/null \
   | tail -n1 | python3 -c 'import json,sys; print(json.load(sys.stdin)["key"])')
+# Limits stay on (every answer goes through the limiter and carries its headers) but are
+# raised so that thousands of generated calls from one IP exercise the handlers rather
+# than the 429 path; tests/it/ratelimit.rs covers the refusals.
+BOURSE_RATE_LIMIT__POLICIES__AUTH__QUOTA=100000 \
+BOURSE_RATE_LIMIT__POLICIES__ANONYMOUS__QUOTA=100000 \
+BOURSE_RATE_LIMIT__POLICIES__DEFAULT__QUOTA=100000 \
+BOURSE_RATE_LIMIT__POLICIES__ORDERS_SECOND__QUOTA=100000 \
+BOURSE_RATE_LIMIT__POLICIES__ORDERS_MINUTE__QUOTA=100000 \
+BOURSE_RATE_LIMIT__POLICIES__ADMIN__QUOTA=100000 \
 "$bin" serve --data-dir "$data" \
   --public-addr "127.0.0.1:$port" --admin-addr "127.0.0.1:$aport" >"$data/server.log" 2>&1 &
 server=$!
