@@ -4,6 +4,7 @@
 //! is the binary's job.
 
 pub mod admin;
+pub mod audit;
 pub mod auth;
 pub mod catalog;
 pub mod error;
@@ -43,6 +44,9 @@ pub struct AppState {
     pub wallet: WalletConfig,
     /// The exchange engine and the user → trading account map.
     pub trading: trading::Trading,
+    /// Where the public listener's audit records go (the admin listener's tap is made
+    /// from it with [`audit::Tap::for_listener`]).
+    pub audit: audit::Tap,
 }
 
 /// Wallet settings.
@@ -178,6 +182,7 @@ fn public_parts() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         ))
         .routes(routes!(routes::wallet::get_withdrawal))
         .routes(routes!(routes::wallet::list_deposits))
+        .routes(routes!(routes::audit::activity))
         .split_for_parts()
 }
 
@@ -190,7 +195,8 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
 pub fn public_router(state: AppState, limits: HttpLimits) -> Router {
     let (router, api) = public_parts();
     let router = router.merge(SwaggerUi::new("/docs").url("/openapi.json", api));
-    with_gateway(router, limits).with_state(state)
+    let tap = state.audit.for_listener("public");
+    with_gateway(router, limits, tap).with_state(state)
 }
 
 #[derive(OpenApi)]
@@ -253,6 +259,7 @@ fn admin_parts() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(routes::admin_identity::list_users))
         .routes(routes!(routes::admin_identity::freeze_user))
         .routes(routes!(routes::admin_identity::unfreeze_user))
+        .routes(routes!(routes::audit::list_audit))
         .split_for_parts()
 }
 
@@ -269,7 +276,8 @@ pub fn admin_router(state: AppState, limits: HttpLimits) -> Router {
         "/openapi.json",
         axum::routing::get(move || std::future::ready(axum::Json(api.clone()))),
     );
-    with_gateway(router, limits).with_state(state)
+    let tap = state.audit.for_listener("admin");
+    with_gateway(router, limits, tap).with_state(state)
 }
 
 async fn no_route() -> ApiError {
@@ -278,11 +286,18 @@ async fn no_route() -> ApiError {
 
 /// The gateway layers, outermost first: request id with problem+json normalisation and
 /// security headers (one layer, see `request_id::layer`), panic catching, request
-/// timeout, body limit.
-fn with_gateway(router: Router<AppState>, limits: HttpLimits) -> Router<AppState> {
+/// timeout, body limit. `audit` says where the request id layer sends audit records.
+fn with_gateway(
+    router: Router<AppState>,
+    limits: HttpLimits,
+    audit: audit::Tap,
+) -> Router<AppState> {
     router.fallback(no_route).layer(
         ServiceBuilder::new()
-            .layer(axum::middleware::from_fn(request_id::layer))
+            .layer(axum::middleware::from_fn_with_state(
+                audit,
+                request_id::layer,
+            ))
             .layer(CatchPanicLayer::custom(middleware::panic_response))
             .layer(TimeoutLayer::with_status_code(
                 StatusCode::GATEWAY_TIMEOUT,
@@ -340,6 +355,7 @@ mod tests {
             identity,
             wallet: WalletConfig::default(),
             trading: trading::Trading::new(engine, 10_000 * 1_000_000),
+            audit: audit::Tap::disabled("public"),
         }
     }
 
@@ -352,6 +368,7 @@ mod tests {
         let app = with_gateway(
             Router::new().route("/slow", axum::routing::get(slow)),
             limits,
+            audit::Tap::disabled("public"),
         )
         .with_state(state().await);
         let started = std::time::Instant::now();
@@ -375,6 +392,7 @@ mod tests {
         let app = with_gateway(
             Router::new().route("/boom", axum::routing::get(panics)),
             HttpLimits::default(),
+            audit::Tap::disabled("public"),
         )
         .with_state(state);
         let resp = app

@@ -21,6 +21,7 @@ macro_rules! both {
     };
 }
 
+mod audit;
 mod browser;
 mod cli;
 mod crash;
