@@ -11,6 +11,7 @@ pub mod error;
 pub mod json;
 pub mod middleware;
 pub mod query;
+pub mod ratelimit;
 pub mod request_id;
 pub mod routes;
 pub mod trading;
@@ -65,8 +66,10 @@ impl Default for WalletConfig {
 }
 
 /// Limits applied by the gateway middleware.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct HttpLimits {
+    /// Rate limits, bans and load shedding of this listener (`None`: none).
+    pub gate: Option<std::sync::Arc<ratelimit::Gate>>,
     /// Largest request body in bytes (413 above).
     pub body_limit: usize,
     /// Longest time a request may take from headers read to response (504 after).
@@ -76,6 +79,7 @@ pub struct HttpLimits {
 impl Default for HttpLimits {
     fn default() -> Self {
         Self {
+            gate: None,
             body_limit: 64 * 1024,
             request_timeout: Duration::from_secs(30),
         }
@@ -196,7 +200,7 @@ pub fn public_router(state: AppState, limits: HttpLimits) -> Router {
     let (router, api) = public_parts();
     let router = router.merge(SwaggerUi::new("/docs").url("/openapi.json", api));
     let tap = state.audit.for_listener("public");
-    with_gateway(router, limits, tap).with_state(state)
+    with_gateway(router, limits, Some(state.clone()), tap).with_state(state)
 }
 
 #[derive(OpenApi)]
@@ -277,7 +281,7 @@ pub fn admin_router(state: AppState, limits: HttpLimits) -> Router {
         axum::routing::get(move || std::future::ready(axum::Json(api.clone()))),
     );
     let tap = state.audit.for_listener("admin");
-    with_gateway(router, limits, tap).with_state(state)
+    with_gateway(router, limits, None, tap).with_state(state)
 }
 
 async fn no_route() -> ApiError {
@@ -285,26 +289,35 @@ async fn no_route() -> ApiError {
 }
 
 /// The gateway layers, outermost first: request id with problem+json normalisation and
-/// security headers (one layer, see `request_id::layer`), panic catching, request
-/// timeout, body limit. `audit` says where the request id layer sends audit records.
+/// security headers (one layer, see `request_id::layer`), rate limits with load
+/// shedding (see `ratelimit`; `state` lets it recognise a caller by access token),
+/// panic catching, request timeout, body limit. `audit` says where the request id layer
+/// sends audit records.
 fn with_gateway(
     router: Router<AppState>,
     limits: HttpLimits,
+    state: Option<AppState>,
     audit: audit::Tap,
 ) -> Router<AppState> {
-    router.fallback(no_route).layer(
-        ServiceBuilder::new()
-            .layer(axum::middleware::from_fn_with_state(
-                audit,
-                request_id::layer,
-            ))
-            .layer(CatchPanicLayer::custom(middleware::panic_response))
-            .layer(TimeoutLayer::with_status_code(
-                StatusCode::GATEWAY_TIMEOUT,
-                limits.request_timeout,
-            ))
-            .layer(RequestBodyLimitLayer::new(limits.body_limit)),
-    )
+    let inner = ServiceBuilder::new()
+        .layer(CatchPanicLayer::custom(middleware::panic_response))
+        .layer(TimeoutLayer::with_status_code(
+            StatusCode::GATEWAY_TIMEOUT,
+            limits.request_timeout,
+        ))
+        .layer(RequestBodyLimitLayer::new(limits.body_limit));
+    let router = router.fallback(no_route).layer(inner);
+    let router = match limits.gate {
+        Some(gate) => router.layer(axum::middleware::from_fn_with_state(
+            (gate, state),
+            ratelimit::layer,
+        )),
+        None => router,
+    };
+    router.layer(axum::middleware::from_fn_with_state(
+        audit,
+        request_id::layer,
+    ))
 }
 
 #[cfg(test)]
@@ -368,6 +381,7 @@ mod tests {
         let app = with_gateway(
             Router::new().route("/slow", axum::routing::get(slow)),
             limits,
+            None,
             audit::Tap::disabled("public"),
         )
         .with_state(state().await);
@@ -392,6 +406,7 @@ mod tests {
         let app = with_gateway(
             Router::new().route("/boom", axum::routing::get(panics)),
             HttpLimits::default(),
+            None,
             audit::Tap::disabled("public"),
         )
         .with_state(state);

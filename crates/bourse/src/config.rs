@@ -25,6 +25,9 @@ pub struct Config {
     /// `sqlite://…` or `postgres://…`; empty means SQLite in `data_dir`.
     #[serde(serialize_with = "ser_secret_opt")]
     pub database_url: Option<SecretString>,
+    /// Shared rate limits: `redis://…` (empty or absent: limits in this process only).
+    #[serde(serialize_with = "ser_secret_opt")]
+    pub redis_url: Option<SecretString>,
     /// PEM certificate chain; with `tls_key`. Unset: a self-signed one in `data_dir`.
     pub tls_cert: Option<PathBuf>,
     /// PEM private key (PKCS#8, SEC1 or PKCS#1); with `tls_cert`.
@@ -48,6 +51,8 @@ pub struct Config {
     pub engine: EngineSettings,
     /// The audit trail.
     pub audit: AuditSettings,
+    /// Rate limits, bans and load shedding.
+    pub rate_limit: RateLimitConfig,
 }
 
 /// The audit trail (one hash-chained record per request; see docs/ARCHITECTURE.md).
@@ -58,6 +63,122 @@ pub struct AuditSettings {
     pub enabled: bool,
     /// Records queued for the writer before requests wait for room.
     pub queue_capacity: usize,
+}
+
+/// One rate-limit policy: `quota` units per `window_secs`.
+#[derive(Debug, Clone, Copy, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct PolicyConfig {
+    /// Units per window; also the burst.
+    pub quota: u32,
+    /// The window in seconds.
+    pub window_secs: u64,
+}
+
+/// The named policies (the names the `RateLimit` headers carry).
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct PoliciesConfig {
+    /// Authenticated calls, per user (or OAuth client and user).
+    pub default: PolicyConfig,
+    /// Unauthenticated calls, per IP.
+    pub anonymous: PolicyConfig,
+    /// Register, login, 2FA, refresh, password and step-up, per IP.
+    pub auth: PolicyConfig,
+    /// New and amended orders per second, per user.
+    pub orders_second: PolicyConfig,
+    /// New and amended orders per minute, per user.
+    pub orders_minute: PolicyConfig,
+    /// The admin listener, per IP.
+    pub admin: PolicyConfig,
+}
+
+/// Rate limits, bans and load shedding (see `bourse_api::ratelimit`).
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RateLimitConfig {
+    /// Off: no limits and no `RateLimit` headers.
+    pub enabled: bool,
+    /// The policies.
+    pub policies: PoliciesConfig,
+    /// Route weights, `"METHOD /template"` → units; routes not listed cost 1.
+    pub weights: std::collections::BTreeMap<String, u32>,
+    /// Refusals inside `ban_window_secs` that earn a temporary ban.
+    pub ban_after: u32,
+    /// The window refusals are counted in.
+    pub ban_window_secs: u64,
+    /// How long a ban lasts.
+    pub ban_secs: u64,
+    /// Requests running at once per listener; more wait up to `queue_timeout_ms`.
+    pub max_in_flight: usize,
+    /// Longest wait for a slot before 503 `overloaded`.
+    pub queue_timeout_ms: u64,
+    /// Prefix of the Redis keys (shared mode).
+    pub redis_prefix: String,
+    /// Longest wait for Redis before this process falls back to its own limiters.
+    pub redis_timeout_ms: u64,
+}
+
+impl RateLimitConfig {
+    /// The gateway's settings, with the Redis URL given.
+    pub fn settings(&self, redis_url: Option<String>) -> bourse_api::ratelimit::RateLimitSettings {
+        use bourse_api::ratelimit::Policy;
+        let p = |c: PolicyConfig| Policy::per(c.quota, c.window_secs);
+        let q = &self.policies;
+        bourse_api::ratelimit::RateLimitSettings {
+            enabled: self.enabled,
+            policies: [
+                p(q.default),
+                p(q.anonymous),
+                p(q.auth),
+                p(q.orders_second),
+                p(q.orders_minute),
+                p(q.admin),
+            ],
+            weights: self.weights.iter().map(|(k, v)| (k.clone(), *v)).collect(),
+            ban_after: self.ban_after,
+            ban_window: std::time::Duration::from_secs(self.ban_window_secs),
+            ban_for: std::time::Duration::from_secs(self.ban_secs),
+            max_in_flight: self.max_in_flight,
+            queue_timeout: std::time::Duration::from_millis(self.queue_timeout_ms),
+            redis_url,
+            redis_prefix: self.redis_prefix.clone(),
+            redis_timeout: std::time::Duration::from_millis(self.redis_timeout_ms),
+        }
+    }
+}
+
+impl Default for RateLimitConfig {
+    fn default() -> Self {
+        let d = bourse_api::ratelimit::RateLimitSettings::default();
+        let c = |name| {
+            let p = d.policy(name);
+            PolicyConfig {
+                quota: p.quota,
+                window_secs: p.window.as_secs(),
+            }
+        };
+        use bourse_api::ratelimit::PolicyName as N;
+        Self {
+            enabled: d.enabled,
+            policies: PoliciesConfig {
+                default: c(N::Default),
+                anonymous: c(N::Anonymous),
+                auth: c(N::Auth),
+                orders_second: c(N::OrdersSecond),
+                orders_minute: c(N::OrdersMinute),
+                admin: c(N::Admin),
+            },
+            weights: d.weights.into_iter().collect(),
+            ban_after: d.ban_after,
+            ban_window_secs: d.ban_window.as_secs(),
+            ban_secs: d.ban_for.as_secs(),
+            max_in_flight: d.max_in_flight,
+            queue_timeout_ms: d.queue_timeout.as_millis() as u64,
+            redis_prefix: d.redis_prefix,
+            redis_timeout_ms: d.redis_timeout.as_millis() as u64,
+        }
+    }
 }
 
 /// Wallet rules.
@@ -137,6 +258,7 @@ impl Default for Config {
             public_addr: SocketAddr::from(([0, 0, 0, 0], 8443)),
             admin_addr: SocketAddr::from(([127, 0, 0, 1], 9443)),
             database_url: None,
+            redis_url: None,
             tls_cert: None,
             tls_key: None,
             public_url: "https://localhost:8443".into(),
@@ -171,6 +293,7 @@ impl Default for Config {
                 enabled: true,
                 queue_capacity: 8192,
             },
+            rate_limit: RateLimitConfig::default(),
         }
     }
 }
@@ -202,6 +325,9 @@ pub struct Overrides {
     /// `--database-url`
     #[serde(skip_serializing_if = "Option::is_none")]
     pub database_url: Option<String>,
+    /// `--redis-url`
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub redis_url: Option<String>,
     /// `--tls-cert`
     #[serde(skip_serializing_if = "Option::is_none")]
     pub tls_cert: Option<PathBuf>,
@@ -255,6 +381,49 @@ impl Config {
                     "must start with sqlite:, postgres:// or postgresql://",
                 );
             }
+        }
+        if let Some(url) = &self.redis_url {
+            let u = url.expose_secret();
+            if !(u.is_empty() || u.starts_with("redis://") || u.starts_with("rediss://")) {
+                return bad("redis_url", "must start with redis:// or rediss://");
+            }
+        }
+        let r = &self.rate_limit;
+        for (key, p) in [
+            ("rate_limit.policies.default", r.policies.default),
+            ("rate_limit.policies.anonymous", r.policies.anonymous),
+            ("rate_limit.policies.auth", r.policies.auth),
+            (
+                "rate_limit.policies.orders_second",
+                r.policies.orders_second,
+            ),
+            (
+                "rate_limit.policies.orders_minute",
+                r.policies.orders_minute,
+            ),
+            ("rate_limit.policies.admin", r.policies.admin),
+        ] {
+            if p.quota == 0 || p.window_secs == 0 {
+                return bad(key, "quota and window_secs must be greater than zero");
+            }
+        }
+        for (key, v) in [
+            ("rate_limit.ban_after", u64::from(r.ban_after)),
+            ("rate_limit.ban_window_secs", r.ban_window_secs),
+            ("rate_limit.ban_secs", r.ban_secs),
+            ("rate_limit.max_in_flight", r.max_in_flight as u64),
+            ("rate_limit.queue_timeout_ms", r.queue_timeout_ms),
+            ("rate_limit.redis_timeout_ms", r.redis_timeout_ms),
+        ] {
+            if v == 0 {
+                return bad(key, "must be greater than zero");
+            }
+        }
+        if let Some((route, _)) = r.weights.iter().find(|(_, w)| **w == 0) {
+            return bad(
+                &format!("rate_limit.weights.{route}"),
+                "must be greater than zero",
+            );
         }
         if !(self.public_url.starts_with("https://") && self.public_url.len() > 8) {
             return bad("public_url", "must be an https:// URL");
@@ -363,11 +532,23 @@ impl Config {
         }
     }
 
+    /// The Redis URL for shared rate limits, if one is set.
+    pub fn effective_redis_url(&self) -> Option<String> {
+        self.redis_url
+            .as_ref()
+            .map(|u| u.expose_secret().to_owned())
+            .filter(|u| !u.is_empty())
+    }
+
     /// The effective configuration as TOML with secrets redacted.
     pub fn redacted_toml(&self) -> String {
         let mut shown = self.clone();
         shown.database_url = self
             .database_url
+            .as_ref()
+            .map(|u| SecretString::from(redact_url(u.expose_secret())));
+        shown.redis_url = self
+            .redis_url
             .as_ref()
             .map(|u| SecretString::from(redact_url(u.expose_secret())));
         shown.master_key = self.master_key.as_ref().map(|_| SecretString::from("***"));
@@ -409,7 +590,7 @@ fn describe(e: figment::Error) -> String {
                 .as_ref()
                 .map(|m| format!(" (from {})", m.name))
                 .unwrap_or_default();
-            let what = if key == "database_url" || key == "master_key" {
+            let what = if key == "database_url" || key == "redis_url" || key == "master_key" {
                 "invalid value".to_owned()
             } else {
                 e.kind.to_string()

@@ -198,9 +198,24 @@ pub async fn start(cfg: &Config) -> anyhow::Result<Running> {
         trading: bourse_api::trading::Trading::new(engine.clone(), dual_approval),
         audit: audit_tap,
     };
+    let rate = cfg.rate_limit.settings(cfg.effective_redis_url());
+    let public_gate = bourse_api::ratelimit::Gate::new(rate.clone(), false)
+        .await
+        .map_err(anyhow::Error::msg)?;
+    let admin_gate = bourse_api::ratelimit::Gate::new(rate, true)
+        .await
+        .map_err(anyhow::Error::msg)?;
+    if public_gate.is_shared() {
+        tracing::info!("rate limits shared through Redis");
+    }
     let limits = HttpLimits {
+        gate: Some(public_gate),
         body_limit: cfg.http.body_limit_bytes,
         request_timeout: Duration::from_secs(cfg.http.request_timeout_secs),
+    };
+    let admin_limits = HttpLimits {
+        gate: Some(admin_gate),
+        ..limits.clone()
     };
     let transport = server::TransportLimits {
         tls_handshake_timeout: Duration::from_secs(cfg.http.tls_handshake_timeout_secs),
@@ -234,7 +249,7 @@ pub async fn start(cfg: &Config) -> anyhow::Result<Running> {
             "admin",
             admin,
             tls.config.clone(),
-            bourse_api::admin_router(state, limits),
+            bourse_api::admin_router(state, admin_limits),
             transport,
             rx,
         )),

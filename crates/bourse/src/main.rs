@@ -34,6 +34,9 @@ struct Cli {
     /// Database URL: sqlite://PATH or postgres://…
     #[arg(long, global = true)]
     database_url: Option<String>,
+    /// Redis URL (redis://…) for rate limits shared by several instances.
+    #[arg(long, global = true)]
+    redis_url: Option<String>,
     /// PEM certificate chain.
     #[arg(long, global = true)]
     tls_cert: Option<PathBuf>,
@@ -155,6 +158,7 @@ fn main() -> ExitCode {
         public_addr: cli.public_addr.clone(),
         admin_addr: cli.admin_addr.clone(),
         database_url: cli.database_url.clone(),
+        redis_url: cli.redis_url.clone(),
         tls_cert: cli.tls_cert.clone(),
         tls_key: cli.tls_key.clone(),
     };

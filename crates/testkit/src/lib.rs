@@ -119,6 +119,9 @@ impl TestApp {
             ..Config::default()
         };
         config.http.shutdown_grace_secs = 5;
+        // Suites make hundreds of calls from one IP in seconds; the rate-limit suite
+        // (tests/it/ratelimit.rs) turns the limits on with its own small quotas.
+        config.rate_limit.enabled = false;
         let test_db = match db {
             Db::Sqlite => None,
             Db::Postgres => Some(TestDatabase::postgres().await?),

@@ -30,6 +30,7 @@ mod headers;
 mod identity;
 mod instruments;
 mod openapi;
+mod ratelimit;
 mod readiness;
 mod trading;
 mod transport;
