@@ -9,6 +9,7 @@
 //! queue slows requests down, it never drops a record. A request whose future is dropped
 //! (the client went away) is still recorded, as status 499.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -223,7 +224,11 @@ impl Drop for Pending {
 pub struct Writer {
     tx: mpsc::Sender<Msg>,
     task: tokio::task::JoinHandle<()>,
+    closing: Arc<AtomicBool>,
 }
+
+/// How long [`Writer::close`] waits for the last records when the database fails.
+const CLOSE_TIMEOUT: Duration = Duration::from_secs(10);
 
 impl Writer {
     /// Continues chain `chain_id` from its last stored record and starts the writer task
@@ -236,20 +241,30 @@ impl Writer {
     ) -> Result<(Self, Tap), bourse_store::StoreError> {
         let head = store.audit_chain_head(&chain_id).await?;
         let (tx, rx) = mpsc::channel(capacity.max(1));
-        let task = tokio::spawn(write_loop(store, chain_id, head, rx));
+        let closing = Arc::new(AtomicBool::new(false));
+        let task = tokio::spawn(write_loop(store, chain_id, head, rx, closing.clone()));
         let tap = Tap {
             listener: "public",
             tx: Some(tx.clone()),
         };
-        Ok((Self { tx, task }, tap))
+        Ok((Self { tx, task, closing }, tap))
     }
 
     /// Writes everything queued so far, then stops the task. Call once no request can
-    /// still be running (after the listeners have drained).
+    /// still be running (after the listeners have drained). From here on a failed write
+    /// is not retried: a node going down with its database unreachable logs how many
+    /// records it could not store instead of never stopping.
     pub async fn close(self) {
+        self.closing.store(true, Ordering::Relaxed);
         let (done, wait) = oneshot::channel();
-        if self.tx.send(Msg::Close(done)).await.is_ok() {
-            let _ = wait.await;
+        let finish = async {
+            if self.tx.send(Msg::Close(done)).await.is_ok() {
+                let _ = wait.await;
+            }
+        };
+        if tokio::time::timeout(CLOSE_TIMEOUT, finish).await.is_err() {
+            tracing::error!("audit writer did not finish within the shutdown timeout");
+            self.task.abort();
         }
         let _ = self.task.await;
     }
@@ -260,6 +275,7 @@ async fn write_loop(
     chain_id: String,
     mut head: ChainHead,
     mut rx: mpsc::Receiver<Msg>,
+    shutting_down: Arc<AtomicBool>,
 ) {
     let mut batch: Vec<AuditRecord> = Vec::with_capacity(MAX_BATCH);
     loop {
@@ -278,14 +294,14 @@ async fn write_loop(
                 next = rx.try_recv().ok();
             }
         }
-        store_batch(&store, &chain_id, &batch).await;
+        store_batch(&store, &chain_id, &batch, &shutting_down).await;
         batch.clear();
         if let Some(done) = closing {
             // Whatever was queued behind the close message is written too.
             while let Ok(Msg::Record(e)) = rx.try_recv() {
                 batch.push(head.seal(&chain_id, *e));
             }
-            store_batch(&store, &chain_id, &batch).await;
+            store_batch(&store, &chain_id, &batch, &shutting_down).await;
             let _ = done.send(());
             return;
         }
@@ -294,7 +310,7 @@ async fn write_loop(
 
 /// Stores one sealed batch, retrying until it is stored. A failed commit may still have
 /// landed (the answer was lost), so before each retry the chain head says whether it did.
-async fn store_batch(store: &Store, chain_id: &str, batch: &[AuditRecord]) {
+async fn store_batch(store: &Store, chain_id: &str, batch: &[AuditRecord], closing: &AtomicBool) {
     let Some(last) = batch.last() else { return };
     let mut backoff = Duration::from_millis(50);
     let mut attempt = 0u32;
@@ -307,6 +323,14 @@ async fn store_batch(store: &Store, chain_id: &str, batch: &[AuditRecord]) {
         }
         match store.append_audit(batch).await {
             Ok(()) => return,
+            Err(e) if closing.load(Ordering::Relaxed) => {
+                tracing::error!(
+                    error = %e,
+                    records = batch.len(),
+                    "audit write failed during shutdown; these records are not stored"
+                );
+                return;
+            }
             Err(e) => {
                 attempt += 1;
                 // The store logged the driver error's kind; no record content here.
