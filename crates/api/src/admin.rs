@@ -35,6 +35,7 @@ scope_marker!(UsersRead, UsersRead, "users:read");
 scope_marker!(UsersWrite, UsersWrite, "users:write");
 scope_marker!(KeysAdmin, KeysAdmin, "keys:admin");
 scope_marker!(DepositsWrite, DepositsWrite, "deposits:write");
+scope_marker!(AuditRead, AuditRead, "audit:read");
 scope_marker!(
     WithdrawalsApprove,
     WithdrawalsApprove,
@@ -84,6 +85,8 @@ impl<S: RequiredScope> FromRequestParts<AppState> for AdminCaller<S> {
             .await?
             .filter(|k| admin_key::hashes_equal(&k.key_hash, &hash))
             .ok_or_else(unauthorized)?;
+        // The key is known from here on, so even its refusals name it.
+        crate::audit::set_admin_key(&key.id);
         let now = time::OffsetDateTime::now_utc();
         let client = parts
             .extensions

@@ -79,7 +79,10 @@ impl FromRequestParts<AppState> for AuthUser {
             .identity
             .verify_access_token(token, OffsetDateTime::now_utc())
         {
-            Ok(claims) => Ok(Self { claims }),
+            Ok(claims) => {
+                crate::audit::set_user(&claims.sub, &claims.sid, claims.client_id.as_deref());
+                Ok(Self { claims })
+            }
             Err(IdentityError::Token(e)) => Err(invalid_token(e.description())),
             Err(IdentityError::SessionRevoked) => Err(invalid_token("the session was revoked")),
             Err(e) => Err(e.into()),

@@ -4,6 +4,7 @@
 //! is the binary's job.
 
 pub mod admin;
+pub mod audit;
 pub mod auth;
 pub mod catalog;
 pub mod error;
@@ -45,6 +46,9 @@ pub struct AppState {
     pub wallet: WalletConfig,
     /// The exchange engine and the user → trading account map.
     pub trading: trading::Trading,
+    /// Where the public listener's audit records go (the admin listener's tap is made
+    /// from it with [`audit::Tap::for_listener`]).
+    pub audit: audit::Tap,
 }
 
 /// Wallet settings.
@@ -263,6 +267,7 @@ fn public_parts() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         ))
         .routes(routes!(routes::wallet::get_withdrawal))
         .routes(routes!(routes::wallet::list_deposits))
+        .routes(routes!(routes::audit::activity))
         .split_for_parts();
     (
         router,
@@ -279,7 +284,8 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
 pub fn public_router(state: AppState, limits: HttpLimits) -> Router {
     let (router, api) = public_parts();
     let router = router.merge(SwaggerUi::new("/docs").url("/openapi.json", api));
-    with_gateway(router, limits, Some(state.clone())).with_state(state)
+    let tap = state.audit.for_listener("public");
+    with_gateway(router, limits, Some(state.clone()), tap).with_state(state)
 }
 
 #[derive(OpenApi)]
@@ -342,6 +348,7 @@ fn admin_parts() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(routes::admin_identity::list_users))
         .routes(routes!(routes::admin_identity::freeze_user))
         .routes(routes!(routes::admin_identity::unfreeze_user))
+        .routes(routes!(routes::audit::list_audit))
         .split_for_parts();
     (
         router,
@@ -362,7 +369,8 @@ pub fn admin_router(state: AppState, limits: HttpLimits) -> Router {
         "/openapi.json",
         axum::routing::get(move || std::future::ready(axum::Json(api.clone()))),
     );
-    with_gateway(router, limits, None).with_state(state)
+    let tap = state.audit.for_listener("admin");
+    with_gateway(router, limits, None, tap).with_state(state)
 }
 
 async fn no_route() -> ApiError {
@@ -372,11 +380,13 @@ async fn no_route() -> ApiError {
 /// The gateway layers, outermost first: request id with problem+json normalisation and
 /// security headers (one layer, see `request_id::layer`), rate limits with load
 /// shedding (see `ratelimit`; `state` lets it recognise a caller by access token),
-/// panic catching, request timeout, body limit.
+/// panic catching, request timeout, body limit. `audit` says where the request id layer
+/// sends audit records.
 fn with_gateway(
     router: Router<AppState>,
     limits: HttpLimits,
     state: Option<AppState>,
+    audit: audit::Tap,
 ) -> Router<AppState> {
     let inner = ServiceBuilder::new()
         .layer(CatchPanicLayer::custom(middleware::panic_response))
@@ -393,7 +403,10 @@ fn with_gateway(
         )),
         None => router,
     };
-    router.layer(axum::middleware::from_fn(request_id::layer))
+    router.layer(axum::middleware::from_fn_with_state(
+        audit,
+        request_id::layer,
+    ))
 }
 
 #[cfg(test)]
@@ -444,6 +457,7 @@ mod tests {
             identity,
             wallet: WalletConfig::default(),
             trading: trading::Trading::new(engine, 10_000 * 1_000_000),
+            audit: audit::Tap::disabled("public"),
         }
     }
 
@@ -457,6 +471,7 @@ mod tests {
             Router::new().route("/slow", axum::routing::get(slow)),
             limits,
             None,
+            audit::Tap::disabled("public"),
         )
         .with_state(state().await);
         let started = std::time::Instant::now();
@@ -481,6 +496,7 @@ mod tests {
             Router::new().route("/boom", axum::routing::get(panics)),
             HttpLimits::default(),
             None,
+            audit::Tap::disabled("public"),
         )
         .with_state(state);
         let resp = app

@@ -4,7 +4,7 @@
 //! anywhere below (handlers, extractors, framework rejections, panics) can name it
 //! without threading it through every signature.
 
-use axum::extract::{MatchedPath, Request};
+use axum::extract::{ConnectInfo, MatchedPath, Request, State};
 use axum::http::HeaderValue;
 use axum::middleware::Next;
 use axum::response::Response;
@@ -44,8 +44,9 @@ fn is_sane(id: &str) -> bool {
 /// `from_fn` layer clones the inner service and boxes a future per request): assigns the
 /// request id, runs the request inside its task-local and tracing span, turns framework
 /// errors into problem+json, adds the security headers, echoes the id and writes one
-/// access-log line.
-pub async fn layer(req: Request, next: Next) -> Response {
+/// access-log line and one audit record (`crate::audit`; the record is queued before the
+/// response leaves, and even a request dropped midway is recorded).
+pub async fn layer(State(tap): State<crate::audit::Tap>, req: Request, next: Next) -> Response {
     let id = req
         .headers()
         .get(HEADER)
@@ -60,15 +61,20 @@ pub async fn layer(req: Request, next: Next) -> Response {
         .extensions()
         .get::<MatchedPath>()
         .map(|p| p.as_str().to_owned());
+    let source_ip = req
+        .extensions()
+        .get::<ConnectInfo<std::net::SocketAddr>>()
+        .map(|c| c.0.ip());
+    let audit =
+        crate::audit::Pending::start(&tap, &id, method.as_str(), route.as_deref(), source_ip);
     let span = tracing::info_span!("request", request_id = %id, method = %method);
     let started = std::time::Instant::now();
-    let mut resp = REQUEST_ID
-        .scope(
-            id.clone(),
-            async move { crate::middleware::problem_json(next.run(req).await) }
-                .instrument(span.clone()),
-        )
-        .await;
+    let run = async move { crate::middleware::problem_json(next.run(req).await) }
+        .instrument(span.clone());
+    let mut resp = match &audit {
+        Some(a) => REQUEST_ID.scope(id.clone(), a.scope(run)).await,
+        None => REQUEST_ID.scope(id.clone(), run).await,
+    };
     crate::middleware::security_headers(&mut resp);
     let status = resp.status().as_u16();
     let code = resp
@@ -84,6 +90,9 @@ pub async fn layer(req: Request, next: Next) -> Response {
             "request finished"
         );
     });
+    if let Some(a) = audit {
+        a.finish(status, code).await;
+    }
     if let Ok(v) = HeaderValue::from_str(&id) {
         resp.headers_mut().insert(HEADER, v);
     }

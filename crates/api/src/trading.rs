@@ -95,9 +95,13 @@ pub async fn run_to_completion<T: Send + 'static>(
     work: impl std::future::Future<Output = Result<T, ApiError>> + Send + 'static,
 ) -> Result<T, ApiError> {
     let id = crate::request_id::current();
-    tokio::spawn(crate::request_id::propagate(id, work))
-        .await
-        .map_err(|_| ApiError::internal())?
+    let audit = crate::audit::current();
+    tokio::spawn(crate::request_id::propagate(
+        id,
+        crate::audit::propagate(audit, work),
+    ))
+    .await
+    .map_err(|_| ApiError::internal())?
 }
 
 /// The time the API stamps on a command: Unix nanoseconds.

@@ -49,8 +49,20 @@ pub struct Config {
     pub wallet: WalletConfig,
     /// The exchange engine: journal, queue, snapshots.
     pub engine: EngineSettings,
+    /// The audit trail.
+    pub audit: AuditSettings,
     /// Rate limits, bans and load shedding.
     pub rate_limit: RateLimitConfig,
+}
+
+/// The audit trail (one hash-chained record per request; see docs/ARCHITECTURE.md).
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuditSettings {
+    /// Record every request on both listeners. Off only for benchmarks.
+    pub enabled: bool,
+    /// Records queued for the writer before requests wait for room.
+    pub queue_capacity: usize,
 }
 
 /// One rate-limit policy: `quota` units per `window_secs`.
@@ -290,6 +302,10 @@ impl Default for Config {
                 snapshot_every: 100_000,
                 settlement_asset: "USDC".into(),
             },
+            audit: AuditSettings {
+                enabled: true,
+                queue_capacity: 8192,
+            },
             rate_limit: RateLimitConfig::default(),
         }
     }
@@ -485,6 +501,23 @@ impl Config {
             return bad("log.level", "is not a valid tracing filter");
         }
         Ok(self)
+    }
+
+    /// This node's audit chain id: kept in `data_dir/audit-chain-id`, made (a UUIDv7)
+    /// on first start, so a restarted node continues its own chain and nodes sharing a
+    /// database keep separate ones.
+    pub fn audit_chain_id(&self) -> std::io::Result<String> {
+        let path = self.data_dir.join("audit-chain-id");
+        match std::fs::read_to_string(&path) {
+            Ok(id) if !id.trim().is_empty() => Ok(id.trim().to_owned()),
+            Ok(_) => Err(std::io::Error::other("audit-chain-id is empty")),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                let id = uuid::Uuid::now_v7().to_string();
+                std::fs::write(&path, format!("{id}\n"))?;
+                Ok(id)
+            }
+            Err(e) => Err(e),
+        }
     }
 
     /// The journal folder in use.

@@ -38,6 +38,7 @@ pub struct Running {
     pub engine_start: bourse_engine::StartReport,
     stop: watch::Sender<bool>,
     tasks: Vec<JoinHandle<()>>,
+    audit: Option<bourse_api::audit::Writer>,
 }
 
 impl Running {
@@ -52,6 +53,10 @@ impl Running {
     pub async fn wait(self) {
         for t in self.tasks {
             let _ = t.await;
+        }
+        // The listeners have drained: write the last audit records.
+        if let Some(a) = self.audit {
+            a.close().await;
         }
         self.engine.shutdown().await;
         self.store.close().await;
@@ -169,6 +174,18 @@ pub async fn start(cfg: &Config) -> anyhow::Result<Running> {
     let dual_approval = cfg
         .dual_approval_micros()
         .context("wallet.dual_approval_above")?;
+    let (audit, audit_tap) = if cfg.audit.enabled {
+        let chain = cfg
+            .audit_chain_id()
+            .context("reading data_dir/audit-chain-id")?;
+        let (writer, tap) =
+            bourse_api::audit::Writer::start(store.clone(), chain, cfg.audit.queue_capacity)
+                .await
+                .context("opening the audit chain")?;
+        (Some(writer), tap)
+    } else {
+        (None, bourse_api::audit::Tap::disabled("public"))
+    };
     let state = AppState {
         store: store.clone(),
         catalog: catalog.clone(),
@@ -179,6 +196,7 @@ pub async fn start(cfg: &Config) -> anyhow::Result<Running> {
             ),
         },
         trading: bourse_api::trading::Trading::new(engine.clone(), dual_approval),
+        audit: audit_tap,
     };
     let rate = cfg.rate_limit.settings(cfg.effective_redis_url());
     let public_gate = bourse_api::ratelimit::Gate::new(rate.clone(), false)
@@ -251,6 +269,7 @@ pub async fn start(cfg: &Config) -> anyhow::Result<Running> {
         engine_start,
         stop,
         tasks,
+        audit,
     })
 }
 

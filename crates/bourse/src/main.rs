@@ -79,6 +79,19 @@ enum Command {
         #[command(subcommand)]
         command: EngineCommand,
     },
+    /// The audit trail.
+    Audit {
+        #[command(subcommand)]
+        command: AuditCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum AuditCommand {
+    /// Walk every node's hash chain from its first record. Prints `OK` with the count,
+    /// or names the first record of each broken chain that was changed, removed or
+    /// reordered and exits 1.
+    Verify,
 }
 
 #[derive(Debug, Subcommand)]
@@ -209,6 +222,9 @@ fn main() -> ExitCode {
         Command::Engine {
             command: EngineCommand::Verify,
         } => run(&cfg, engine_verify(&cfg)),
+        Command::Audit {
+            command: AuditCommand::Verify,
+        } => run(&cfg, audit_verify(&cfg)),
         Command::Serve => run_logging_to(&cfg, true, serve(&cfg)),
     }
 }
@@ -416,4 +432,26 @@ async fn engine_verify(cfg: &Config) -> anyhow::Result<()> {
         })
     );
     Ok(())
+}
+
+async fn audit_verify(cfg: &Config) -> anyhow::Result<()> {
+    let store = bourse::open_store(cfg).await?;
+    let report = store.verify_audit().await;
+    store.close().await;
+    let report = report?;
+    if report.breaks.is_empty() {
+        println!(
+            "OK: {} audit records in {} chain(s)",
+            report.records, report.chains
+        );
+        return Ok(());
+    }
+    for (chain, b) in &report.breaks {
+        println!("BROKEN: chain {chain}: {b}");
+    }
+    anyhow::bail!(
+        "the audit log was tampered with: first bad record seq {} (chain {})",
+        report.breaks[0].1.seq(),
+        report.breaks[0].0
+    )
 }

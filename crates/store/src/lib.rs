@@ -39,6 +39,7 @@ macro_rules! instrument_columns {
 
 mod addresses;
 mod admin_keys;
+mod audit;
 mod convert;
 mod database_url;
 mod error;
@@ -62,6 +63,10 @@ mod wallet_ops;
 
 pub use addresses::AddressRecord;
 pub use admin_keys::AdminKeyRecord;
+pub use audit::{
+    AuditBreak, AuditEntry, AuditQuery, AuditRecord, AuditReport, ChainHead, GENESIS_HASH,
+    record_hash,
+};
 pub use database_url::redact as redact_database_url;
 pub use idempotency::IdempotencyStart;
 pub use login_throttle::{BackoffPolicy, LoginThrottle};

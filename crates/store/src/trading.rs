@@ -313,7 +313,7 @@ const CHUNKS: [usize; 4] = [32, 8, 2, 1];
 /// A statement over many rows of values (`INSERT … VALUES (…), (…)`, `UPDATE … FROM
 /// (VALUES (…), (…))`), built once per backend and row count: the same text on both
 /// backends but for the placeholders.
-struct RowsSql {
+pub(crate) struct RowsSql {
     /// Up to the first row.
     head: &'static str,
     /// Values per row.
@@ -324,7 +324,7 @@ struct RowsSql {
 }
 
 impl RowsSql {
-    const fn new(head: &'static str, columns: usize, tail: &'static str) -> Self {
+    pub(crate) const fn new(head: &'static str, columns: usize, tail: &'static str) -> Self {
         Self {
             head,
             columns,
@@ -334,7 +334,11 @@ impl RowsSql {
     }
 
     /// The statement for the first rows of `remaining` (> 0) rows, and how many it takes.
-    fn for_rows(&'static self, backend: Backend, remaining: usize) -> (usize, &'static str) {
+    pub(crate) fn for_rows(
+        &'static self,
+        backend: Backend,
+        remaining: usize,
+    ) -> (usize, &'static str) {
         let i = CHUNKS
             .iter()
             .position(|&c| c <= remaining)

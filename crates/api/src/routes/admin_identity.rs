@@ -141,6 +141,10 @@ pub async fn create_key(
     caller: AdminCaller<KeysAdmin>,
     ApiJson(body): ApiJson<CreateKey>,
 ) -> Result<Response, ApiError> {
+    crate::audit::action(
+        "admin.key_create",
+        serde_json::json!({ "name": crate::audit::short(&body.name), "scopes": body.scopes.iter().map(|s| crate::audit::short(s)).collect::<Vec<_>>() }),
+    );
     let req = NewKey {
         name: body.name,
         scopes: body.scopes,
@@ -156,6 +160,7 @@ pub async fn create_key(
     .await
     .map_err(key_error)?;
     tracing::info!(admin_key = %caller.key_id, new_key = %record.id, "admin key created");
+    crate::audit::detail("key_id", record.id.clone());
     Ok((
         StatusCode::CREATED,
         Json(CreatedKey {
@@ -211,6 +216,10 @@ pub async fn revoke_key(
     caller: AdminCaller<KeysAdmin>,
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
+    crate::audit::action(
+        "admin.key_revoke",
+        serde_json::json!({ "key_id": crate::audit::short(&id) }),
+    );
     super::check_path_id(&id)?;
     if state
         .store
@@ -354,6 +363,10 @@ pub async fn freeze_user(
     caller: AdminCaller<UsersWrite>,
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
+    crate::audit::action(
+        "admin.user_freeze",
+        serde_json::json!({ "user_id": crate::audit::short(&id) }),
+    );
     set_frozen(&state, &caller.key_id, &id, true).await
 }
 
@@ -376,5 +389,9 @@ pub async fn unfreeze_user(
     caller: AdminCaller<UsersWrite>,
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
+    crate::audit::action(
+        "admin.user_unfreeze",
+        serde_json::json!({ "user_id": crate::audit::short(&id) }),
+    );
     set_frozen(&state, &caller.key_id, &id, false).await
 }

@@ -308,6 +308,10 @@ pub async fn create(
     caller: AdminCaller<InstrumentsWrite>,
     ApiJson(mut body): ApiJson<NewInstrument>,
 ) -> Result<Response, ApiError> {
+    crate::audit::action(
+        "admin.instrument_create",
+        serde_json::json!({ "symbol": crate::audit::short(&body.symbol) }),
+    );
     let rates = rates(&body);
     // Keep the instrument's own field errors first: they are usually the cause.
     body.initial_margin = None;
@@ -499,6 +503,10 @@ pub async fn halt(
     caller: AdminCaller<InstrumentsWrite>,
     Path(symbol): Path<String>,
 ) -> Result<Json<InstrumentState>, ApiError> {
+    crate::audit::action(
+        "admin.instrument_halt",
+        serde_json::json!({ "symbol": crate::audit::short(&symbol) }),
+    );
     set_status(&state, &caller.key_id, &symbol, StatusChange::Halt).await
 }
 
@@ -522,6 +530,10 @@ pub async fn resume(
     caller: AdminCaller<InstrumentsWrite>,
     Path(symbol): Path<String>,
 ) -> Result<Json<InstrumentState>, ApiError> {
+    crate::audit::action(
+        "admin.instrument_resume",
+        serde_json::json!({ "symbol": crate::audit::short(&symbol) }),
+    );
     set_status(&state, &caller.key_id, &symbol, StatusChange::Resume).await
 }
 
@@ -561,6 +573,14 @@ pub async fn set_prices(
     Path(symbol): Path<String>,
     ApiJson(body): ApiJson<SetPrices>,
 ) -> Result<Json<InstrumentState>, ApiError> {
+    crate::audit::action(
+        "admin.instrument_prices",
+        serde_json::json!({
+            "symbol": crate::audit::short(&symbol),
+            "mark": body.mark.as_deref().map(crate::audit::short),
+            "index": body.index.as_deref().map(crate::audit::short),
+        }),
+    );
     let (inst, core) = lookup(&state, &symbol)?;
     if body.mark.is_none() && body.index.is_none() {
         return Err(ApiError::validation(vec![field(
@@ -659,6 +679,10 @@ pub async fn funding(
     Path(symbol): Path<String>,
     ApiJson(body): ApiJson<ApplyFunding>,
 ) -> Result<Json<InstrumentState>, ApiError> {
+    crate::audit::action(
+        "admin.instrument_funding",
+        serde_json::json!({ "symbol": crate::audit::short(&symbol), "rate": crate::audit::short(&body.rate) }),
+    );
     let (inst, core) = lookup(&state, &symbol)?;
     let rate_ppb = ppb(&body.rate)?;
     let outcome = run(
@@ -713,6 +737,10 @@ pub async fn settle(
     caller: AdminCaller<InstrumentsWrite>,
     Path(symbol): Path<String>,
 ) -> Result<Json<InstrumentState>, ApiError> {
+    crate::audit::action(
+        "admin.instrument_settle",
+        serde_json::json!({ "symbol": crate::audit::short(&symbol) }),
+    );
     let (inst, core) = lookup(&state, &symbol)?;
     let outcome = run(
         &state,

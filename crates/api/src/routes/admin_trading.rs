@@ -80,6 +80,15 @@ pub async fn credit_deposit(
     caller: AdminCaller<DepositsWrite>,
     ApiJson(body): ApiJson<NewDeposit>,
 ) -> Result<Response, ApiError> {
+    crate::audit::action(
+        "admin.deposit_credit",
+        serde_json::json!({
+            "user_id": crate::audit::short(&body.user_id),
+            "asset": crate::audit::short(&body.asset),
+            "amount": crate::audit::short(&body.amount),
+            "tx_ref": crate::audit::short(&body.tx_ref),
+        }),
+    );
     // Runs to completion even if the client hangs up: a half-done money movement
     // (a row recorded, its command not yet submitted) must not be left behind.
     crate::trading::run_to_completion(credit_deposit_inner(state, caller, body)).await
@@ -361,6 +370,10 @@ pub async fn approve_withdrawal(
     caller: AdminCaller<WithdrawalsApprove>,
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
+    crate::audit::action(
+        "admin.withdrawal_approve",
+        serde_json::json!({ "withdrawal_id": crate::audit::short(&id) }),
+    );
     // Runs to completion even if the client hangs up: a half-done money movement
     // (a row recorded, its command not yet submitted) must not be left behind.
     crate::trading::run_to_completion(approve_withdrawal_inner(state, caller, id)).await
@@ -504,6 +517,10 @@ pub async fn reject_withdrawal(
     Path(id): Path<String>,
     ApiJson(body): ApiJson<RejectWithdrawal>,
 ) -> Result<Response, ApiError> {
+    crate::audit::action(
+        "admin.withdrawal_reject",
+        serde_json::json!({ "withdrawal_id": crate::audit::short(&id), "reason": crate::audit::short(&body.reason) }),
+    );
     // Runs to completion even if the client hangs up: a half-done money movement
     // (a row recorded, its command not yet submitted) must not be left behind.
     crate::trading::run_to_completion(reject_withdrawal_inner(state, caller, id, body)).await

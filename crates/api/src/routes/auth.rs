@@ -233,11 +233,16 @@ pub async fn register(
     State(state): State<AppState>,
     ApiJson(body): ApiJson<Credentials>,
 ) -> Result<Response, ApiError> {
+    crate::audit::action(
+        "auth.register",
+        serde_json::json!({ "email": crate::audit::short(&body.email) }),
+    );
     let user = state
         .identity
         .register(&body.email, body.password, now())
         .await?;
     tracing::info!(user_id = %user.id, "account registered");
+    crate::audit::detail("user_id", user.id.clone());
     Ok((
         StatusCode::CREATED,
         Json(Registered {
@@ -246,6 +251,17 @@ pub async fn register(
         }),
     )
         .into_response())
+}
+
+/// Names the user and session of freshly issued tokens in the audit record.
+fn audit_signed_in(state: &AppState, t: &bourse_identity::Tokens) {
+    if let Ok(c) = state
+        .identity
+        .verify_access_token(t.access_token.expose_secret(), now())
+    {
+        crate::audit::set_user(&c.sub, &c.sid, c.client_id.as_deref());
+        crate::audit::detail("user_id", c.sub.clone());
+    }
 }
 
 /// Log in with email and password.
@@ -266,11 +282,27 @@ pub async fn login(
     ClientAddr(peer): ClientAddr,
     ApiJson(body): ApiJson<Credentials>,
 ) -> Result<Json<LoginResponse>, ApiError> {
+    crate::audit::action(
+        "auth.login",
+        serde_json::json!({ "email": crate::audit::short(&body.email), "result": "failure" }),
+    );
     let client = client_info(&headers, peer);
     let outcome = state
         .identity
         .login(&body.email, body.password, &client, now())
         .await?;
+    match &outcome {
+        LoginOutcome::Tokens(t) => {
+            audit_signed_in(&state, t);
+            crate::audit::detail("result", "success");
+        }
+        LoginOutcome::MfaRequired { .. } => {
+            if let Ok(Some(u)) = state.store.find_user_by_email(&body.email).await {
+                crate::audit::detail("user_id", u.id);
+            }
+            crate::audit::detail("result", "mfa_required");
+        }
+    }
     Ok(Json(match outcome {
         LoginOutcome::Tokens(t) => LoginResponse::Authenticated(t.into()),
         LoginOutcome::MfaRequired {
@@ -300,6 +332,7 @@ pub async fn login_mfa(
     ClientAddr(peer): ClientAddr,
     ApiJson(body): ApiJson<MfaLogin>,
 ) -> Result<Json<TokenResponse>, ApiError> {
+    crate::audit::action("auth.login_mfa", serde_json::json!({ "result": "failure" }));
     let client = client_info(&headers, peer);
     let tokens = state
         .identity
@@ -310,6 +343,8 @@ pub async fn login_mfa(
             now(),
         )
         .await?;
+    audit_signed_in(&state, &tokens);
+    crate::audit::detail("result", "success");
     Ok(Json(tokens.into()))
 }
 
@@ -344,6 +379,10 @@ pub async fn refresh(
     )
 )]
 pub async fn logout(State(state): State<AppState>, user: AuthUser) -> Result<StatusCode, ApiError> {
+    crate::audit::action(
+        "auth.logout",
+        serde_json::json!({ "session_id": user.claims.sid }),
+    );
     state
         .identity
         .revoke_session(user.user_id(), &user.claims.sid, now())
@@ -420,6 +459,10 @@ pub async fn revoke_session(
     user: AuthUser,
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
+    crate::audit::action(
+        "auth.session_revoke",
+        serde_json::json!({ "session_id": crate::audit::short(&id) }),
+    );
     super::check_path_id(&id)?;
     let user = if id == user.claims.sid {
         user
@@ -455,6 +498,7 @@ pub async fn change_password(
     SteppedUp(user): SteppedUp,
     ApiJson(body): ApiJson<PasswordChange>,
 ) -> Result<StatusCode, ApiError> {
+    crate::audit::action("auth.password_change", serde_json::json!({}));
     state
         .identity
         .change_password(
@@ -482,6 +526,7 @@ pub async fn enrol_totp(
     State(state): State<AppState>,
     user: AuthUser,
 ) -> Result<Response, ApiError> {
+    crate::audit::action("auth.2fa_enrol", serde_json::json!({ "method": "totp" }));
     let e = state.identity.enrol_totp(user.user_id(), now()).await?;
     Ok((
         StatusCode::CREATED,
@@ -511,6 +556,7 @@ pub async fn confirm_totp(
     user: AuthUser,
     ApiJson(body): ApiJson<CodeRequest>,
 ) -> Result<Json<RecoveryCodes>, ApiError> {
+    crate::audit::action("auth.2fa_confirm", serde_json::json!({ "method": "totp" }));
     let codes = state
         .identity
         .confirm_totp(user.user_id(), body.code.expose_secret(), now())
@@ -535,6 +581,7 @@ pub async fn disable_totp(
     State(state): State<AppState>,
     SteppedUp(user): SteppedUp,
 ) -> Result<StatusCode, ApiError> {
+    crate::audit::action("auth.2fa_disable", serde_json::json!({ "method": "totp" }));
     state.identity.disable_totp(user.user_id(), now()).await?;
     tracing::info!(user_id = %user.user_id(), "two-factor disabled");
     Ok(StatusCode::NO_CONTENT)
@@ -558,6 +605,7 @@ pub async fn step_up(
     user: AuthUser,
     ApiJson(body): ApiJson<CodeRequest>,
 ) -> Result<Json<StepUpResponse>, ApiError> {
+    crate::audit::action("auth.step_up", serde_json::json!({}));
     let (token, expires_in) = state
         .identity
         .step_up(&user.claims, body.code.expose_secret(), now())

@@ -4,6 +4,7 @@ pub mod account;
 pub mod admin_identity;
 pub mod admin_instruments;
 pub mod admin_trading;
+pub mod audit;
 pub mod auth;
 pub mod health;
 pub mod instruments;

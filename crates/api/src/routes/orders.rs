@@ -439,6 +439,12 @@ fn json_bytes<T: Serialize>(value: &T) -> Vec<u8> {
 }
 
 fn response(status: StatusCode, body: Vec<u8>, replayed: bool) -> Response {
+    if !status.is_success()
+        && let Ok(p) = serde_json::from_slice::<serde_json::Value>(&body)
+        && let Some(code) = p["code"].as_str()
+    {
+        crate::audit::problem_code(code);
+    }
     let mut resp = (status, body).into_response();
     let h = resp.headers_mut();
     let ct = if status.is_success() {
@@ -521,9 +527,13 @@ pub async fn create(
     // client does: a client that hangs up drops this handler's future, so the work runs
     // in its own task, and a retry then finds a finished claim (or the order itself).
     let id = crate::request_id::current();
-    let task = tokio::spawn(crate::request_id::propagate(id, async move {
-        place_idempotent(state, account, order, inst, key, hash).await
-    }));
+    let audit = crate::audit::current();
+    let task = tokio::spawn(crate::request_id::propagate(
+        id,
+        crate::audit::propagate(audit, async move {
+            place_idempotent(state, account, order, inst, key, hash).await
+        }),
+    ));
     task.await.map_err(|_| ApiError::internal())?
 }
 

@@ -136,6 +136,10 @@ pub async fn add(
     SteppedScoped(user, _): SteppedScoped<Wallet>,
     ApiJson(body): ApiJson<NewAddress>,
 ) -> Result<Response, ApiError> {
+    crate::audit::action(
+        "wallet.address_add",
+        serde_json::json!({ "asset": crate::audit::short(&body.asset), "address": crate::audit::short(body.address.trim()) }),
+    );
     let asset = Asset::parse(&body.asset).map_err(|_| {
         invalid(
             "/asset",
@@ -186,6 +190,7 @@ pub async fn add(
         Err(e) => return Err(e.into()),
     }
     tracing::info!(user_id = %user.user_id(), address_id = %record.id, "withdrawal address added");
+    crate::audit::detail("address_id", record.id.clone());
     Ok((StatusCode::CREATED, Json(AddressView::new(record, now))).into_response())
 }
 
@@ -207,6 +212,10 @@ pub async fn delete(
     SteppedScoped(user, _): SteppedScoped<Wallet>,
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
+    crate::audit::action(
+        "wallet.address_delete",
+        serde_json::json!({ "address_id": crate::audit::short(&id) }),
+    );
     super::check_path_id(&id)?;
     if state
         .store
@@ -359,6 +368,14 @@ pub async fn request_withdrawal(
     SteppedScoped(user, _): SteppedScoped<Wallet>,
     ApiJson(body): ApiJson<NewWithdrawal>,
 ) -> Result<Response, ApiError> {
+    crate::audit::action(
+        "wallet.withdrawal_request",
+        serde_json::json!({
+            "asset": crate::audit::short(&body.asset),
+            "amount": crate::audit::short(&body.amount),
+            "address_id": crate::audit::short(&body.address_id),
+        }),
+    );
     // Runs to completion even if the client hangs up: a half-done money movement
     // (a row recorded, its command not yet submitted) must not be left behind.
     crate::trading::run_to_completion(request_withdrawal_inner(state, user, body)).await
@@ -483,6 +500,7 @@ async fn request_withdrawal_inner(
         .await?
         .ok_or_else(ApiError::internal)?;
     tracing::info!(user_id = %user.user_id(), withdrawal_id = id, "withdrawal requested");
+    crate::audit::detail("withdrawal_id", id);
     let location = HeaderValue::from_str(&format!("/v1/wallet/withdrawals/{id}"))
         .map_err(|_| ApiError::internal())?;
     Ok((

@@ -22,6 +22,7 @@ macro_rules! both {
 }
 
 mod abuse;
+mod audit;
 mod browser;
 mod cli;
 mod crash;
