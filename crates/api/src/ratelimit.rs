@@ -615,7 +615,7 @@ pub async fn layer(
         return next.run(req).await;
     }
     if !gate.settings.enabled {
-        return shed(&gate, req, next).await;
+        return shed(&gate, &route, req, next).await;
     }
     let method = req.method().clone();
     let ip = client_ip(&req).map_or_else(|| "unknown".to_owned(), |ip| ip.to_string());
@@ -677,7 +677,7 @@ pub async fn layer(
     };
     match gate.verdict(&subject, &charges).await {
         Verdict::Allowed(states) => {
-            let mut resp = shed(&gate, req, next).await;
+            let mut resp = shed(&gate, &route, req, next).await;
             set_headers(resp.headers_mut(), &states);
             resp
         }
@@ -721,13 +721,8 @@ pub async fn layer(
 }
 
 /// Runs the request inside an in-flight slot (cancels skip the queue).
-async fn shed(gate: &Gate, req: Request, next: Next) -> Response {
-    let route = req
-        .extensions()
-        .get::<MatchedPath>()
-        .map(|p| p.as_str().to_owned())
-        .unwrap_or_default();
-    if is_cancel(req.method(), &route) {
+async fn shed(gate: &Gate, route: &str, req: Request, next: Next) -> Response {
+    if is_cancel(req.method(), route) {
         return next.run(req).await;
     }
     match tokio::time::timeout(gate.settings.queue_timeout, gate.slots.acquire()).await {
