@@ -7,6 +7,9 @@ root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
 source scripts/tools.sh
 
+# Incremental caches only help an edit-compile loop; in CI they double target/ on disk.
+if [ "${CI:-}" = "true" ]; then export CARGO_INCREMENTAL=0; fi
+
 step() { printf '\n==> %s\n' "$*"; }
 
 step "services"
