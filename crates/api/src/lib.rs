@@ -140,86 +140,6 @@ impl utoipa::Modify for PublicSecurity {
     }
 }
 
-/// Adds what the gateway may answer on every operation (see `ratelimit`) to the
-/// document: 429 `rate_limited` / `temporarily_banned` and 503 `overloaded`, with
-/// `Retry-After`, and the `RateLimit` / `RateLimit-Policy` headers. Health probes are
-/// exempt. An operation that already documents the status keeps its own text and
-/// gets the gateway's meaning appended.
-fn with_gateway_responses(mut api: utoipa::openapi::OpenApi) -> utoipa::openapi::OpenApi {
-    use utoipa::openapi::{
-        ContentBuilder, HeaderBuilder, Object, Ref, RefOr, ResponseBuilder, Type,
-    };
-    let int_header = |text: &str| {
-        HeaderBuilder::new()
-            .schema(Some(Object::with_type(Type::Integer)))
-            .description(Some(text))
-            .build()
-    };
-    let text_header = |text: &str| {
-        HeaderBuilder::new()
-            .schema(Some(Object::with_type(Type::String)))
-            .description(Some(text))
-            .build()
-    };
-    let problem = || {
-        ContentBuilder::new()
-            .schema(Some(Ref::from_schema_name("Problem")))
-            .build()
-    };
-    let limited = "Over a rate limit (`rate_limited`), or banned for a while after many \
-        (`temporarily_banned`, end time in `detail`); see `Retry-After` and `RateLimit`.";
-    let shed = "The server is at capacity (`overloaded`); see `Retry-After`.";
-    for (path, item) in api.paths.paths.iter_mut() {
-        if path == "/healthz" || path == "/readyz" {
-            continue;
-        }
-        for op in [
-            &mut item.get,
-            &mut item.put,
-            &mut item.post,
-            &mut item.delete,
-            &mut item.patch,
-        ]
-        .into_iter()
-        .flatten()
-        {
-            for (status, text) in [("429", limited), ("503", shed)] {
-                let earlier = match op.responses.responses.get(status) {
-                    Some(RefOr::T(r)) => Some(r.description.clone()),
-                    _ => None,
-                };
-                let description = match earlier {
-                    Some(own) if !own.contains(text) => format!("{own} {text}"),
-                    Some(own) => own,
-                    None => text.to_owned(),
-                };
-                let mut response = ResponseBuilder::new()
-                    .description(description)
-                    .content("application/problem+json", problem())
-                    .header(
-                        "Retry-After",
-                        int_header("Seconds to wait before retrying."),
-                    );
-                if status == "429" {
-                    response = response
-                        .header(
-                            "RateLimit",
-                            text_header("Where each policy stands: `\"name\";r=LEFT;t=SECONDS`."),
-                        )
-                        .header(
-                            "RateLimit-Policy",
-                            text_header("The policies charged: `\"name\";q=QUOTA;w=WINDOW`."),
-                        );
-                }
-                op.responses
-                    .responses
-                    .insert(status.to_owned(), RefOr::T(response.build()));
-            }
-        }
-    }
-    api
-}
-
 fn public_parts() -> (Router<AppState>, utoipa::openapi::OpenApi) {
     let (router, api) = OpenApiRouter::with_openapi(ApiDoc::openapi())
         .routes(routes!(routes::health::healthz))
@@ -271,7 +191,7 @@ fn public_parts() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .split_for_parts();
     (
         router,
-        openapi_gateway::with_body_answers(with_gateway_responses(api)),
+        openapi_gateway::with_gateway_answers(api),
     )
 }
 
@@ -352,7 +272,7 @@ fn admin_parts() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .split_for_parts();
     (
         router,
-        openapi_gateway::with_body_answers(with_gateway_responses(api)),
+        openapi_gateway::with_gateway_answers(api),
     )
 }
 

@@ -646,6 +646,8 @@ pub async fn layer(
         });
         match claims {
             Some(c) => {
+                // The audit record of a refused request names the caller as well.
+                crate::audit::set_user(&c.sub, &c.sid, c.client_id.as_deref());
                 let subject = match &c.client_id {
                     Some(client) => format!("client:{client}:user:{}", c.sub),
                     None => format!("user:{}", c.sub),
@@ -709,13 +711,25 @@ pub async fn layer(
                 .unwrap_or(until)
                 .format(&time::format_description::well_known::Rfc3339)
                 .unwrap_or_default();
-            ApiError::new(
+            let mut resp = ApiError::new(
                 StatusCode::TOO_MANY_REQUESTS,
                 "temporarily_banned",
                 format!("too many requests after being rate limited; banned until {until}"),
             )
             .with_header(header::RETRY_AFTER, HeaderValue::from(secs.max(1)))
-            .into_response()
+            .into_response();
+            // Nothing is available to a banned subject until the ban ends.
+            let states: Vec<PolicyState> = charges
+                .iter()
+                .map(|c| PolicyState {
+                    name: c.policy,
+                    policy: gate.settings.policy(c.policy),
+                    remaining: 0,
+                    reset: left,
+                })
+                .collect();
+            set_headers(resp.headers_mut(), &states);
+            resp
         }
     }
 }

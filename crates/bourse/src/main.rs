@@ -91,7 +91,17 @@ enum AuditCommand {
     /// Walk every node's hash chain from its first record. Prints `OK` with the count,
     /// or names the first record of each broken chain that was changed, removed or
     /// reordered and exits 1.
-    Verify,
+    Verify {
+        /// A head written down earlier by `bourse audit head` (or the writer's
+        /// `audit chain head` log line), as CHAIN:SEQ:HASH; repeatable. The record must
+        /// still be there with this hash: catches records cut off the end of a chain and
+        /// a chain recomputed from scratch.
+        #[arg(long = "anchor", value_name = "CHAIN:SEQ:HASH")]
+        anchors: Vec<bourse_store::AuditAnchor>,
+    },
+    /// Print each chain's head as CHAIN:SEQ:HASH, one per line: keep these outside the
+    /// database (a ticket, another system's log) to verify against later.
+    Head,
 }
 
 #[derive(Debug, Subcommand)]
@@ -223,8 +233,11 @@ fn main() -> ExitCode {
             command: EngineCommand::Verify,
         } => run(&cfg, engine_verify(&cfg)),
         Command::Audit {
-            command: AuditCommand::Verify,
-        } => run(&cfg, audit_verify(&cfg)),
+            command: AuditCommand::Verify { anchors },
+        } => run(&cfg, audit_verify(&cfg, &anchors)),
+        Command::Audit {
+            command: AuditCommand::Head,
+        } => run(&cfg, audit_head(&cfg)),
         Command::Serve => run_logging_to(&cfg, true, serve(&cfg)),
     }
 }
@@ -434,9 +447,19 @@ async fn engine_verify(cfg: &Config) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn audit_verify(cfg: &Config) -> anyhow::Result<()> {
+async fn audit_head(cfg: &Config) -> anyhow::Result<()> {
     let store = bourse::open_store(cfg).await?;
-    let report = store.verify_audit().await;
+    let heads = store.audit_heads().await;
+    store.close().await;
+    for h in heads? {
+        println!("{h}");
+    }
+    Ok(())
+}
+
+async fn audit_verify(cfg: &Config, anchors: &[bourse_store::AuditAnchor]) -> anyhow::Result<()> {
+    let store = bourse::open_store(cfg).await?;
+    let report = store.verify_audit_anchored(anchors).await;
     store.close().await;
     let report = report?;
     if report.breaks.is_empty() {

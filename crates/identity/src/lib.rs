@@ -447,6 +447,14 @@ impl Identity {
             .await
     }
 
+    /// The user a live second-factor challenge belongs to, for the audit record of a
+    /// failed attempt; `None` for an unknown, used or expired challenge.
+    pub async fn mfa_challenge_user(&self, challenge: &str, now: OffsetDateTime) -> Option<String> {
+        let hash = OpaqueToken::hash(opaque::MFA_CHALLENGE_PREFIX, challenge)?;
+        let c = self.inner.store.get_mfa_challenge(&hash, now).await.ok()??;
+        Some(c.user_id)
+    }
+
     /// Checks a TOTP code or a recovery code and returns the RFC 8176 method: `otp` for
     /// both (a recovery code is a one-time password too; RFC 8176 has no finer value).
     /// Every failure counts towards the two-factor lock.

@@ -31,6 +31,9 @@ pub struct AuditEntry {
     pub session_id: Option<String>,
     /// The OAuth client the token was issued to.
     pub client_id: Option<String>,
+    /// The account acted on when the caller is not authenticated (the target of a
+    /// failed login or second factor), so its owner sees the attempt.
+    pub subject_user_id: Option<String>,
     /// The admin API key (admin listener).
     pub admin_key_id: Option<String>,
     /// The peer address.
@@ -109,6 +112,7 @@ pub fn record_hash(chain_id: &str, seq: i64, e: &AuditEntry, prev_hash: &str) ->
     put_opt(&mut h, e.problem_code.as_deref());
     put_opt(&mut h, e.action.as_deref());
     put_opt(&mut h, e.details.as_deref());
+    put_opt(&mut h, e.subject_user_id.as_deref());
     put_bytes(&mut h, prev_hash.as_bytes());
     hex::encode(h.finalize())
 }
@@ -170,13 +174,78 @@ pub enum AuditBreak {
         /// The record.
         seq: i64,
     },
+    /// An anchor names this record, but the chain ends before it (at `last`): records
+    /// were cut off the end.
+    Truncated {
+        /// The anchored record.
+        seq: i64,
+        /// The chain's last record now (0: no records at all).
+        last: i64,
+    },
+    /// The anchored record is there and the chain links up, but its hash is not the
+    /// anchored one: the chain was rewritten from this record or earlier.
+    Rewritten {
+        /// The anchored record.
+        seq: i64,
+    },
+}
+
+/// A chain head written down outside the database (`bourse audit head`, or the
+/// writer's periodic log line): `chain:seq:hash`. Verifying against it detects what a
+/// chain alone cannot: records cut off its end, or the whole chain recomputed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuditAnchor {
+    /// The chain.
+    pub chain_id: String,
+    /// The record's sequence number.
+    pub seq: i64,
+    /// Its hash, lowercase hex.
+    pub hash: String,
+}
+
+impl std::str::FromStr for AuditAnchor {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        let mut parts = s.rsplitn(3, ':');
+        let (Some(hash), Some(seq), Some(chain_id)) = (parts.next(), parts.next(), parts.next())
+        else {
+            return Err("expected CHAIN:SEQ:HASH".into());
+        };
+        let seq: i64 = seq
+            .parse()
+            .ok()
+            .filter(|n| *n > 0)
+            .ok_or("SEQ must be a positive integer")?;
+        if hash.len() != 64 || !hash.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')) {
+            return Err("HASH must be 64 lowercase hex digits".into());
+        }
+        if chain_id.is_empty() {
+            return Err("CHAIN must not be empty".into());
+        }
+        Ok(Self {
+            chain_id: chain_id.to_owned(),
+            seq,
+            hash: hash.to_owned(),
+        })
+    }
+}
+
+impl std::fmt::Display for AuditAnchor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}:{}:{}", self.chain_id, self.seq, self.hash)
+    }
 }
 
 impl AuditBreak {
     /// The sequence number of the first bad record.
     pub fn seq(&self) -> i64 {
         match self {
-            Self::Missing { seq, .. } | Self::OutOfOrder { seq } | Self::Changed { seq } => *seq,
+            Self::Missing { seq, .. }
+            | Self::OutOfOrder { seq }
+            | Self::Changed { seq }
+            | Self::Truncated { seq, .. }
+            | Self::Rewritten { seq } => *seq,
         }
     }
 }
@@ -197,6 +266,16 @@ impl std::fmt::Display for AuditBreak {
             Self::Changed { seq } => write!(
                 f,
                 "record seq {seq} was changed: its contents do not match its hash"
+            ),
+            Self::Truncated { seq, last } => write!(
+                f,
+                "record seq {seq} is anchored but the chain ends at seq {last}: records \
+                 were removed from its end"
+            ),
+            Self::Rewritten { seq } => write!(
+                f,
+                "record seq {seq} does not have its anchored hash: the chain was rewritten \
+                 from this record or earlier"
             ),
         }
     }
@@ -270,13 +349,13 @@ macro_rules! audit_columns {
     () => {
         "chain_id, seq, ts_us, request_id, listener, user_id, session_id, client_id, \
          admin_key_id, source_ip, method, route, status, latency_us, problem_code, action, \
-         details, prev_hash, hash"
+         details, subject_user_id, prev_hash, hash"
     };
 }
 
 static INSERT_AUDIT: RowsSql = RowsSql::new(
     concat!("INSERT INTO audit_log (", audit_columns!(), ") VALUES"),
-    19,
+    20,
     "",
 );
 
@@ -300,6 +379,7 @@ struct Row {
     problem_code: Option<String>,
     action: Option<String>,
     details: Option<String>,
+    subject_user_id: Option<String>,
     prev_hash: String,
     hash: String,
 }
@@ -326,6 +406,7 @@ impl From<Row> for AuditRecord {
                 problem_code: r.problem_code,
                 action: r.action,
                 details: r.details,
+                subject_user_id: r.subject_user_id,
             },
             prev_hash: r.prev_hash,
             hash: r.hash,
@@ -347,7 +428,7 @@ mod sql_sqlite {
         audit_columns!(),
         " FROM audit_log WHERE (?1 IS NULL OR user_id = ?1 OR admin_key_id = ?1 OR client_id = ?1)",
         " AND (?2 IS NULL OR action = ?2)",
-        " AND (?3 IS NULL OR (user_id = ?3 AND action IS NOT NULL AND ",
+        " AND (?3 IS NULL OR ((user_id = ?3 OR subject_user_id = ?3) AND action IS NOT NULL AND ",
         "(action LIKE 'auth.%' OR action LIKE 'wallet.%')))",
         " AND (?4 IS NULL OR ts_us >= ?4) AND (?5 IS NULL OR ts_us < ?5)",
         " AND (?6 IS NULL OR id < ?6) ORDER BY id DESC LIMIT ?7"
@@ -368,7 +449,7 @@ mod sql_postgres {
         audit_columns!(),
         " FROM audit_log WHERE ($1::text IS NULL OR user_id = $1 OR admin_key_id = $1 OR client_id = $1)",
         " AND ($2::text IS NULL OR action = $2)",
-        " AND ($3::text IS NULL OR (user_id = $3 AND action IS NOT NULL AND ",
+        " AND ($3::text IS NULL OR ((user_id = $3 OR subject_user_id = $3) AND action IS NOT NULL AND ",
         "(action LIKE 'auth.%' OR action LIKE 'wallet.%')))",
         " AND ($4::bigint IS NULL OR ts_us >= $4) AND ($5::bigint IS NULL OR ts_us < $5)",
         " AND ($6::bigint IS NULL OR id < $6) ORDER BY id DESC LIMIT $7"
@@ -412,6 +493,7 @@ impl Store {
                             .bind(&e.problem_code)
                             .bind(&e.action)
                             .bind(&e.details)
+                            .bind(&e.subject_user_id)
                             .bind(&r.prev_hash)
                             .bind(&r.hash);
                     }
@@ -462,12 +544,47 @@ impl Store {
 
     /// Walks every chain from its first record and reports the first break of each.
     pub async fn verify_audit(&self) -> Result<AuditReport, StoreError> {
-        let op = "verify_audit";
-        let chains: Vec<String> = match &self.pool {
+        self.verify_audit_anchored(&[]).await
+    }
+
+    /// Every chain's head, by chain id: what to write down outside the database, as
+    /// [`AuditAnchor`]s for a later [`Store::verify_audit_anchored`].
+    pub async fn audit_heads(&self) -> Result<Vec<AuditAnchor>, StoreError> {
+        let mut heads = Vec::new();
+        for chain_id in self.audit_chains().await? {
+            let h = self.audit_chain_head(&chain_id).await?;
+            heads.push(AuditAnchor {
+                chain_id,
+                seq: h.seq,
+                hash: h.hash,
+            });
+        }
+        Ok(heads)
+    }
+
+    async fn audit_chains(&self) -> Result<Vec<String>, StoreError> {
+        match &self.pool {
             Pool::Sqlite(p) => sqlx::query_scalar(sql_sqlite::CHAINS).fetch_all(p).await,
             Pool::Postgres(p) => sqlx::query_scalar(sql_postgres::CHAINS).fetch_all(p).await,
         }
-        .map_err(|e| db_error(op, e))?;
+        .map_err(|e| db_error("audit_chains", e))
+    }
+
+    /// [`Store::verify_audit`], and each anchored record must still be there with its
+    /// anchored hash: this also catches records cut off a chain's end and a chain
+    /// recomputed from scratch, which a chain cannot show by itself.
+    pub async fn verify_audit_anchored(
+        &self,
+        anchors: &[AuditAnchor],
+    ) -> Result<AuditReport, StoreError> {
+        let op = "verify_audit";
+        let mut chains = self.audit_chains().await?;
+        for a in anchors {
+            if !chains.contains(&a.chain_id) {
+                chains.push(a.chain_id.clone());
+            }
+        }
+        chains.sort();
         let mut report = AuditReport {
             chains: chains.len() as u64,
             ..AuditReport::default()
@@ -475,6 +592,11 @@ impl Store {
         for chain in chains {
             let mut walk = ChainWalk::new();
             let mut after = 0i64;
+            let mut pins: Vec<&AuditAnchor> =
+                anchors.iter().filter(|a| a.chain_id == chain).collect();
+            pins.sort_by_key(|a| a.seq);
+            let mut pins = pins.into_iter().peekable();
+            let mut broken = false;
             'pages: loop {
                 let rows: Vec<Row> = match &self.pool {
                     Pool::Sqlite(p) => {
@@ -501,10 +623,29 @@ impl Store {
                     let r = AuditRecord::from(r);
                     if let Err(b) = walk.step(&r) {
                         report.breaks.push((chain.clone(), b));
+                        broken = true;
                         break 'pages;
+                    }
+                    while let Some(a) = pins.next_if(|a| a.seq <= r.seq) {
+                        if a.seq == r.seq && a.hash != r.hash {
+                            report
+                                .breaks
+                                .push((chain.clone(), AuditBreak::Rewritten { seq: a.seq }));
+                            broken = true;
+                            break 'pages;
+                        }
                     }
                     report.records += 1;
                 }
+            }
+            if let (false, Some(a)) = (broken, pins.next()) {
+                report.breaks.push((
+                    chain.clone(),
+                    AuditBreak::Truncated {
+                        seq: a.seq,
+                        last: walk.expected - 1,
+                    },
+                ));
             }
         }
         Ok(report)

@@ -64,6 +64,7 @@ mod wallet_ops;
 pub use addresses::AddressRecord;
 pub use admin_keys::AdminKeyRecord;
 pub use audit::{
+    AuditAnchor,
     AuditBreak, AuditEntry, AuditQuery, AuditRecord, AuditReport, ChainHead, GENESIS_HASH,
     record_hash,
 };

@@ -287,10 +287,20 @@ pub async fn login(
         serde_json::json!({ "email": crate::audit::short(&body.email), "result": "failure" }),
     );
     let client = client_info(&headers, peer);
-    let outcome = state
+    let outcome = match state
         .identity
         .login(&body.email, body.password, &client, now())
-        .await?;
+        .await
+    {
+        Ok(o) => o,
+        Err(e) => {
+            // The account's owner sees failed attempts on it in their activity.
+            if let Ok(Some(u)) = state.store.find_user_by_email(&body.email).await {
+                crate::audit::subject(&u.id);
+            }
+            return Err(e.into());
+        }
+    };
     match &outcome {
         LoginOutcome::Tokens(t) => {
             audit_signed_in(&state, t);
@@ -334,7 +344,7 @@ pub async fn login_mfa(
 ) -> Result<Json<TokenResponse>, ApiError> {
     crate::audit::action("auth.login_mfa", serde_json::json!({ "result": "failure" }));
     let client = client_info(&headers, peer);
-    let tokens = state
+    let tokens = match state
         .identity
         .login_mfa(
             body.challenge.expose_secret(),
@@ -342,7 +352,20 @@ pub async fn login_mfa(
             &client,
             now(),
         )
-        .await?;
+        .await
+    {
+        Ok(t) => t,
+        Err(e) => {
+            if let Some(user_id) = state
+                .identity
+                .mfa_challenge_user(body.challenge.expose_secret(), now())
+                .await
+            {
+                crate::audit::subject(&user_id);
+            }
+            return Err(e.into());
+        }
+    };
     audit_signed_in(&state, &tokens);
     crate::audit::detail("result", "success");
     Ok(Json(tokens.into()))

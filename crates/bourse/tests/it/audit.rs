@@ -30,7 +30,7 @@ async fn records(app: &TestApp) -> Vec<AuditRecord> {
 }
 
 /// The record of request `rid`, once the writer has stored it.
-async fn record_of(app: &TestApp, rid: &str) -> AuditRecord {
+pub(crate) async fn record_of(app: &TestApp, rid: &str) -> AuditRecord {
     for _ in 0..200 {
         if let Some(r) = records(app)
             .await
@@ -167,6 +167,9 @@ async fn every_request_is_audited(app: TestApp) {
     assert_eq!(rec.entry.action.as_deref(), Some("auth.login"));
     assert_eq!(details(&rec)["result"], "failure");
     assert_eq!(details(&rec)["email"], u.email.as_str());
+    // Nobody proved who they are, but the attempt was on this account.
+    assert_eq!(rec.entry.user_id, None);
+    assert_eq!(rec.entry.subject_user_id.as_deref(), me["user_id"].as_str());
     let id = rid("loginok");
     let r = app
         .client
@@ -300,14 +303,28 @@ async fn exec(app: &TestApp, sql: &'static str) -> Result<(), sqlx::Error> {
 }
 
 fn verify(app: &TestApp) -> (i32, String) {
+    verify_with(app, &[])
+}
+
+fn audit_cli(app: &TestApp, args: &[&str]) -> (i32, String) {
     let mut cmd = bourse();
-    cmd.args(["audit", "verify", "--data-dir"])
+    cmd.arg("audit")
+        .args(args)
+        .arg("--data-dir")
         .arg(&app.config.data_dir);
     if let Some(url) = app.database_url() {
         cmd.args(["--database-url", url]);
     }
     let (code, out, err) = run(&mut cmd);
     (code, format!("{out}{err}"))
+}
+
+fn verify_with(app: &TestApp, anchors: &[&str]) -> (i32, String) {
+    let mut args = vec!["verify"];
+    for a in anchors {
+        args.extend(["--anchor", a]);
+    }
+    audit_cli(app, &args)
 }
 
 async fn tampering_is_caught_by_audit_verify(mut app: TestApp) {
@@ -382,6 +399,32 @@ async fn tampering_is_caught_by_audit_verify(mut app: TestApp) {
     let (code, out) = verify(&app);
     assert_eq!(code, 0, "swapped back: {out}");
 
+    // The head, written down outside the database.
+    let (code, head) = audit_cli(&app, &["head"]);
+    assert_eq!(code, 0, "{head}");
+    let head = head.trim().to_owned();
+    let anchor: bourse_store::AuditAnchor = head.parse().unwrap_or_else(|e| panic!("{head}: {e}"));
+    assert_eq!(anchor.seq, 9, "{head}");
+    let (code, out) = verify_with(&app, &[&head]);
+    assert_eq!(code, 0, "anchored, untouched: {out}");
+    let (code, out) = verify_with(&app, &["nonsense"]);
+    assert_ne!(code, 0, "{out}");
+    assert!(out.contains("CHAIN:SEQ:HASH"), "{out}");
+    let records_before: Vec<AuditRecord> = {
+        let store = bourse::open_store(&app.config).await.unwrap();
+        let mut all = store
+            .list_audit(&AuditQuery {
+                limit: 1000,
+                ..AuditQuery::default()
+            })
+            .await
+            .unwrap();
+        store.close().await;
+        all.reverse();
+        all
+    };
+    assert_eq!(records_before.len(), 9);
+
     // (c) a record removed
     exec(&app, "DELETE FROM audit_log WHERE seq = 6")
         .await
@@ -389,6 +432,47 @@ async fn tampering_is_caught_by_audit_verify(mut app: TestApp) {
     let (code, out) = verify(&app);
     assert_ne!(code, 0, "{out}");
     assert!(out.contains("record seq 6 is missing"), "{out}");
+
+    // (d) records cut off the end: the chain alone still links up, the anchor does not.
+    exec(&app, "DELETE FROM audit_log WHERE seq >= 6")
+        .await
+        .unwrap();
+    let (code, out) = verify(&app);
+    assert_eq!(code, 0, "a shorter chain links up by itself: {out}");
+    assert!(out.contains("OK: 5 audit records"), "{out}");
+    let (code, out) = verify_with(&app, &[&head]);
+    assert_ne!(code, 0, "{out}");
+    assert!(
+        out.contains("record seq 9 is anchored but the chain ends at seq 5"),
+        "{out}"
+    );
+
+    // (e) the whole chain recomputed with one record changed: every link holds, only
+    // the anchor shows it.
+    exec(&app, "DELETE FROM audit_log").await.unwrap();
+    let chain = anchor.chain_id.clone();
+    let mut forged_head = bourse_store::ChainHead::genesis();
+    let forged: Vec<AuditRecord> = records_before
+        .iter()
+        .map(|r| {
+            let mut e = r.entry.clone();
+            if r.seq == 2 {
+                e.status = 204;
+            }
+            forged_head.seal(&chain, e)
+        })
+        .collect();
+    let store = bourse::open_store(&app.config).await.unwrap();
+    store.append_audit(&forged).await.unwrap();
+    store.close().await;
+    let (code, out) = verify(&app);
+    assert_eq!(code, 0, "a recomputed chain links up by itself: {out}");
+    let (code, out) = verify_with(&app, &[&head]);
+    assert_ne!(code, 0, "{out}");
+    assert!(
+        out.contains("record seq 9 does not have its anchored hash"),
+        "{out}"
+    );
     app.shutdown().await;
 }
 both!(tampering_is_caught_by_audit_verify);
@@ -399,13 +483,24 @@ async fn audit_endpoints_answer_by_scope_and_owner(app: TestApp) {
     let a_id = user_id(&app, &a.access).await;
     let b_id = user_id(&app, &b.access).await;
 
+    // Someone tries A's password: A sees the failed attempt in their own activity.
+    let r = app
+        .client
+        .post(app.url("/v1/auth/login"))
+        .json(&json!({"email": a.email, "password": "guessed-password-canary-2"}))
+        .send()
+        .await
+        .unwrap();
+    assert_problem(r, 401, "invalid_credentials").await;
+    let failed = |e: &Value| e["action"] == "auth.login" && e["details"]["result"] == "failure";
+
     // A user's own security events, never another user's.
     let mut mine = Value::Null;
     for _ in 0..200 {
         let r = get(&app, "/v1/account/activity", &a.access).await;
         assert_eq!(r.status(), 200);
         mine = r.json().await.unwrap();
-        if !mine["data"].as_array().unwrap().is_empty() {
+        if mine["data"].as_array().unwrap().iter().any(failed) {
             break;
         }
         tokio::time::sleep(Duration::from_millis(25)).await;
@@ -417,6 +512,7 @@ async fn audit_endpoints_answer_by_scope_and_owner(app: TestApp) {
             .any(|e| e["action"] == "auth.login" && e["details"]["result"] == "success"),
         "{mine}"
     );
+    assert!(events.iter().any(failed), "{mine}");
     for e in events {
         let action = e["action"].as_str().unwrap();
         assert!(

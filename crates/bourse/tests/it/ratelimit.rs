@@ -136,13 +136,31 @@ async fn routes_cost_their_weight_and_users_are_limited_apart_from_each_other_an
         "rate_limited",
     )
     .await;
-    // A weight-1 route still does not fit either: the user is out.
-    assert_problem(
-        get("/v1/account", &a.access).await.unwrap(),
-        429,
-        "rate_limited",
-    )
-    .await;
+    // A weight-1 route still does not fit either: the user is out. The refusal's audit
+    // record names the user it refused.
+    let rid = format!("limited-{}", uuid::Uuid::new_v4().simple());
+    let r = app
+        .client
+        .get(app.url("/v1/account"))
+        .bearer_auth(&a.access)
+        .header("x-request-id", &rid)
+        .send()
+        .await
+        .unwrap();
+    assert_problem(r, 429, "rate_limited").await;
+    let e = crate::audit::record_of(&app, &rid).await.entry;
+    assert_eq!(
+        (e.route.as_str(), e.status, e.problem_code.as_deref()),
+        ("/v1/account", 429, Some("rate_limited"))
+    );
+    let a_user = app
+        .running()
+        .store
+        .find_user_by_email(&a.email)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(e.user_id.as_deref(), Some(a_user.id.as_str()));
     // User B is untouched, and so is the anonymous budget of the same IP.
     let r = get("/v1/account", &b.access).await.unwrap();
     assert_eq!(r.status(), 200);
@@ -257,6 +275,12 @@ async fn hammering_after_429_earns_a_temporary_ban_with_its_end_time() {
     let r = get().await.unwrap();
     let retry: u64 = header(&r, "retry-after").parse().unwrap();
     assert!((119..=120).contains(&retry), "retry-after {retry}");
+    // The ban answer says what is left the same way every answer does: nothing, until
+    // the ban ends.
+    assert_eq!(header(&r, "ratelimit-policy"), "\"anonymous\";q=2;w=60");
+    let (left, t) = remaining(&r, "anonymous");
+    assert_eq!(left, 0);
+    assert!((119..=120).contains(&t), "t={t}");
     let body = assert_problem(r, 429, "temporarily_banned").await;
     let detail = body["detail"].as_str().unwrap();
     let until = detail.rsplit(' ').next().unwrap();
