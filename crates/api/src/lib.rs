@@ -189,10 +189,7 @@ fn public_parts() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(routes::wallet::list_deposits))
         .routes(routes!(routes::audit::activity))
         .split_for_parts();
-    (
-        router,
-        openapi_gateway::with_gateway_answers(api),
-    )
+    (router, openapi_gateway::with_gateway_answers(api))
 }
 
 /// The OpenAPI 3.1 document of the public listener, exactly as served at `/openapi.json`.
@@ -270,10 +267,7 @@ fn admin_parts() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(routes::admin_identity::unfreeze_user))
         .routes(routes!(routes::audit::list_audit))
         .split_for_parts();
-    (
-        router,
-        openapi_gateway::with_gateway_answers(api),
-    )
+    (router, openapi_gateway::with_gateway_answers(api))
 }
 
 /// The OpenAPI 3.1 document of the admin listener, as served at its `/openapi.json`.

@@ -451,7 +451,12 @@ impl Identity {
     /// failed attempt; `None` for an unknown, used or expired challenge.
     pub async fn mfa_challenge_user(&self, challenge: &str, now: OffsetDateTime) -> Option<String> {
         let hash = OpaqueToken::hash(opaque::MFA_CHALLENGE_PREFIX, challenge)?;
-        let c = self.inner.store.get_mfa_challenge(&hash, now).await.ok()??;
+        let c = self
+            .inner
+            .store
+            .get_mfa_challenge(&hash, now)
+            .await
+            .ok()??;
         Some(c.user_id)
     }
 

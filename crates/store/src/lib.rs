@@ -64,9 +64,8 @@ mod wallet_ops;
 pub use addresses::AddressRecord;
 pub use admin_keys::AdminKeyRecord;
 pub use audit::{
-    AuditAnchor,
-    AuditBreak, AuditEntry, AuditQuery, AuditRecord, AuditReport, ChainHead, GENESIS_HASH,
-    record_hash,
+    AuditAnchor, AuditBreak, AuditEntry, AuditQuery, AuditRecord, AuditReport, ChainHead,
+    GENESIS_HASH, record_hash,
 };
 pub use database_url::redact as redact_database_url;
 pub use idempotency::IdempotencyStart;

@@ -306,7 +306,8 @@ fn verify(app: &TestApp) -> (i32, String) {
     verify_with(app, &[])
 }
 
-fn audit_cli(app: &TestApp, args: &[&str]) -> (i32, String) {
+/// `bourse audit ARGS` on the app's database: exit code, stdout, stderr.
+fn audit_cli(app: &TestApp, args: &[&str]) -> (i32, String, String) {
     let mut cmd = bourse();
     cmd.arg("audit")
         .args(args)
@@ -315,8 +316,7 @@ fn audit_cli(app: &TestApp, args: &[&str]) -> (i32, String) {
     if let Some(url) = app.database_url() {
         cmd.args(["--database-url", url]);
     }
-    let (code, out, err) = run(&mut cmd);
-    (code, format!("{out}{err}"))
+    run(&mut cmd)
 }
 
 fn verify_with(app: &TestApp, anchors: &[&str]) -> (i32, String) {
@@ -324,7 +324,8 @@ fn verify_with(app: &TestApp, anchors: &[&str]) -> (i32, String) {
     for a in anchors {
         args.extend(["--anchor", a]);
     }
-    audit_cli(app, &args)
+    let (code, out, err) = audit_cli(app, &args);
+    (code, format!("{out}{err}"))
 }
 
 async fn tampering_is_caught_by_audit_verify(mut app: TestApp) {
@@ -400,8 +401,8 @@ async fn tampering_is_caught_by_audit_verify(mut app: TestApp) {
     assert_eq!(code, 0, "swapped back: {out}");
 
     // The head, written down outside the database.
-    let (code, head) = audit_cli(&app, &["head"]);
-    assert_eq!(code, 0, "{head}");
+    let (code, head, err) = audit_cli(&app, &["head"]);
+    assert_eq!(code, 0, "{head}{err}");
     let head = head.trim().to_owned();
     let anchor: bourse_store::AuditAnchor = head.parse().unwrap_or_else(|e| panic!("{head}: {e}"));
     assert_eq!(anchor.seq, 9, "{head}");
