@@ -246,6 +246,11 @@ pub struct HttpConfig {
     pub tls_handshake_timeout_secs: u64,
     /// Open connections per listener; further connections are closed at once.
     pub max_connections: usize,
+    /// Open connections per listener from one peer address; further connections from
+    /// it are closed at once, so one address cannot take every slot. 0 turns the bound
+    /// off (only behind a proxy that hides client addresses, which bourse does not
+    /// expect: it terminates TLS itself).
+    pub max_connections_per_ip: usize,
     /// Concurrent HTTP/2 streams per connection; more are refused (`REFUSED_STREAM`).
     pub max_concurrent_streams: u32,
     /// HTTP/2 streams a client may open and reset before the server has accepted them;
@@ -285,6 +290,7 @@ impl Default for Config {
                 body_read_timeout_secs: 10,
                 tls_handshake_timeout_secs: 10,
                 max_connections: 10_000,
+                max_connections_per_ip: 256,
                 max_concurrent_streams: 100,
                 http2_max_pending_accept_reset_streams: 20,
                 http2_max_local_error_reset_streams: 100,

@@ -222,6 +222,7 @@ pub async fn start(cfg: &Config) -> anyhow::Result<Running> {
         header_read_timeout: Duration::from_secs(cfg.http.header_read_timeout_secs),
         body_read_timeout: Duration::from_secs(cfg.http.body_read_timeout_secs),
         max_connections: cfg.http.max_connections,
+        max_connections_per_ip: cfg.http.max_connections_per_ip,
         max_concurrent_streams: cfg.http.max_concurrent_streams,
         http2_max_pending_accept_reset_streams: cfg.http.http2_max_pending_accept_reset_streams,
         http2_max_local_error_reset_streams: cfg.http.http2_max_local_error_reset_streams,

@@ -5,7 +5,8 @@
 //! Written over hyper-util rather than `axum::serve` / axum-server because every one of
 //! these bounds must hold before the application sees a byte.
 
-use std::net::SocketAddr;
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
@@ -33,6 +34,8 @@ pub struct TransportLimits {
     pub body_read_timeout: Duration,
     /// Open connections on this listener.
     pub max_connections: usize,
+    /// Open connections from one peer address (0: no per-address bound).
+    pub max_connections_per_ip: usize,
     /// Concurrent HTTP/2 streams per connection.
     pub max_concurrent_streams: u32,
     /// HTTP/2 streams reset by the client before being accepted (rapid reset bound).
@@ -43,6 +46,63 @@ pub struct TransportLimits {
     pub max_header_bytes: usize,
     /// Time in-flight requests get after shutdown starts.
     pub shutdown_grace: Duration,
+}
+
+/// Open connections per peer address, so that one address cannot take every slot.
+#[derive(Debug, Clone)]
+struct PerIp {
+    max: usize,
+    open: Arc<std::sync::Mutex<HashMap<IpAddr, usize>>>,
+}
+
+/// One connection's place in [`PerIp`], given back when dropped.
+struct IpSlot {
+    ip: IpAddr,
+    open: Option<Arc<std::sync::Mutex<HashMap<IpAddr, usize>>>>,
+}
+
+impl PerIp {
+    fn new(max: usize) -> Self {
+        Self {
+            max,
+            open: Arc::default(),
+        }
+    }
+
+    /// A slot for `ip`, or `None` when it has `max` connections open already.
+    fn try_open(&self, ip: IpAddr) -> Option<IpSlot> {
+        if self.max == 0 {
+            return Some(IpSlot { ip, open: None });
+        }
+        let mut open = self
+            .open
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let n = open.entry(ip).or_insert(0);
+        if *n >= self.max {
+            return None;
+        }
+        *n += 1;
+        Some(IpSlot {
+            ip,
+            open: Some(self.open.clone()),
+        })
+    }
+}
+
+impl Drop for IpSlot {
+    fn drop(&mut self) {
+        let Some(open) = self.open.take() else { return };
+        let mut open = open
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(n) = open.get_mut(&self.ip) {
+            *n -= 1;
+            if *n == 0 {
+                open.remove(&self.ip);
+            }
+        }
+    }
 }
 
 /// Serves `app` on `listener` until `shutdown` flips to true, then stops accepting and
@@ -58,6 +118,7 @@ pub async fn serve(
     let acceptor = TlsAcceptor::from(tls);
     let graceful = GracefulShutdown::new();
     let slots = Arc::new(Semaphore::new(limits.max_connections));
+    let per_ip = PerIp::new(limits.max_connections_per_ip);
     let mut builder = auto::Builder::new(TokioExecutor::new());
     builder
         .http1()
@@ -90,6 +151,15 @@ pub async fn serve(
                 }
             },
         };
+        let Some(ip_slot) = per_ip.try_open(peer.ip()) else {
+            tracing::warn!(
+                listener = name,
+                peer = %peer.ip(),
+                "per-address connection limit reached; closing new connection"
+            );
+            drop(stream);
+            continue;
+        };
         let Ok(permit) = slots.clone().try_acquire_owned() else {
             tracing::warn!(
                 listener = name,
@@ -104,7 +174,7 @@ pub async fn serve(
         let builder = builder.clone();
         let watcher = graceful.watcher();
         tokio::spawn(async move {
-            let _permit = permit;
+            let _permit = (permit, ip_slot);
             let tls =
                 match tokio::time::timeout(limits.tls_handshake_timeout, acceptor.accept(stream))
                     .await

@@ -393,3 +393,50 @@ async fn http2_rapid_reset_gets_goaway_enhance_your_calm() {
     bystander.finish(10).await;
     app.shutdown().await;
 }
+
+/// A TLS 1.3 connection from the loopback address `from` (any 127.0.0.0/8 address is
+/// this machine's, so tests can play several client hosts).
+async fn tls_from(app: &TestApp, from: [u8; 4]) -> std::io::Result<TlsStream<TcpStream>> {
+    let cfg = app.tls_client_config(&[&rustls::version::TLS13], &[b"http/1.1"]);
+    let socket = tokio::net::TcpSocket::new_v4()?;
+    socket.bind(std::net::SocketAddr::from((from, 0)))?;
+    let tcp = socket.connect(app.running().public_addr).await?;
+    TlsConnector::from(cfg)
+        .connect(ServerName::try_from("localhost").unwrap(), tcp)
+        .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn one_address_cannot_take_every_connection() {
+    let app = spawn(|c| c.http.max_connections_per_ip = 3).await;
+    let bystander = Bystander::start(app.client.clone(), app.url("/healthz"));
+    let mut held = Vec::new();
+    for n in 0..3 {
+        held.push(
+            tls_from(&app, [127, 0, 0, 2])
+                .await
+                .unwrap_or_else(|e| panic!("connection {n} fits: {e}")),
+        );
+    }
+    // Give the server a moment to count them.
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    for _ in 0..5 {
+        assert!(
+            tls_from(&app, [127, 0, 0, 2]).await.is_err(),
+            "a fourth connection from the same address is closed at once"
+        );
+    }
+    // Another address is not affected.
+    let other = tls_from(&app, [127, 0, 0, 3])
+        .await
+        .expect("another address connects");
+    // Closing one gives its place back.
+    held.pop();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let again = tls_from(&app, [127, 0, 0, 2])
+        .await
+        .expect("a freed place is used again");
+    bystander.finish(10).await;
+    drop((held, other, again));
+    app.shutdown().await;
+}
