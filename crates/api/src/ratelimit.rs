@@ -561,18 +561,20 @@ impl KindName for redis::RedisError {
 
 /// Routes with their own strict limit (credential endpoints), by template.
 fn is_credential_route(method: &Method, route: &str) -> bool {
-    *method == Method::POST
-        && matches!(
-            route,
-            "/v1/auth/register"
-                | "/v1/auth/login"
-                | "/v1/auth/login/mfa"
-                | "/v1/auth/refresh"
-                | "/v1/auth/password"
-                | "/v1/auth/2fa/totp"
-                | "/v1/auth/2fa/totp/confirm"
-                | "/v1/auth/step-up"
-        )
+    // Turning 2FA off takes a code, so it can be used to guess codes too.
+    (*method == Method::DELETE && route == "/v1/auth/2fa/totp")
+        || *method == Method::POST
+            && matches!(
+                route,
+                "/v1/auth/register"
+                    | "/v1/auth/login"
+                    | "/v1/auth/login/mfa"
+                    | "/v1/auth/refresh"
+                    | "/v1/auth/password"
+                    | "/v1/auth/2fa/totp"
+                    | "/v1/auth/2fa/totp/confirm"
+                    | "/v1/auth/step-up"
+            )
 }
 
 fn is_order_entry(method: &Method, route: &str) -> bool {
