@@ -266,8 +266,6 @@ pub(crate) struct RiskState {
     pub(crate) cancel_after_due: BTreeSet<(Timestamp, AccountId)>,
     /// MMP per (account, group).
     pub(crate) mmp: BTreeMap<(AccountId, Asset), MmpState>,
-    /// The insurance fund account of liquidations, if configured.
-    pub(crate) insurance_fund: Option<AccountId>,
 }
 
 impl RiskState {

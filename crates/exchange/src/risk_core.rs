@@ -1019,5 +1019,4 @@ pub(crate) fn hash_risk_state(h: &mut Fnv1a, r: &RiskState) {
             }
         }
     }
-    hash_opt(h, r.insurance_fund.map(|a| i128::from(a.0)));
 }
