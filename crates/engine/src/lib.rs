@@ -572,14 +572,18 @@ fn replay_into(
 /// The account that issued a command: its reads must see the command.
 fn command_account(command: &Command) -> Option<AccountId> {
     match command {
-        Command::PlaceOrder(o) => Some(o.account),
+        Command::PlaceOrder(o) | Command::PlaceOrderWith { order: o, .. } => Some(o.account),
         Command::CancelOrder { account, .. }
         | Command::CancelAll { account, .. }
         | Command::AmendOrder { account, .. }
         | Command::Deposit { account, .. }
         | Command::Withdraw { account, .. }
         | Command::FreezeAccount { account, .. }
-        | Command::UnfreezeAccount { account, .. } => Some(*account),
+        | Command::UnfreezeAccount { account, .. }
+        | Command::SetAccountKillSwitch { account, .. }
+        | Command::CancelAfter { account, .. }
+        | Command::SetMmpConfig { account, .. }
+        | Command::ResetMmp { account, .. } => Some(*account),
         _ => None,
     }
 }

@@ -105,7 +105,7 @@ pub fn project(seq: u64, record: &Record, events: &[Event], ops: &mut Vec<ReadOp
                 reduce_only,
             } => {
                 let (tif, post_only, stp, kind) = match &record.command {
-                    Command::PlaceOrder(o) => (
+                    Command::PlaceOrder(o) | Command::PlaceOrderWith { order: o, .. } => (
                         tif_str(o.time_in_force),
                         o.post_only,
                         stp_str(o.self_trade_prevention),
@@ -286,7 +286,21 @@ pub fn project(seq: u64, record: &Record, events: &[Event], ops: &mut Vec<ReadOp
             | EventKind::AccountUnfrozen { .. }
             | EventKind::OrderRested { .. }
             | EventKind::FundingApplied { .. }
-            | EventKind::InstrumentSettled { .. } => {}
+            | EventKind::InstrumentSettled { .. }
+            | EventKind::InstrumentLimitsSet { .. }
+            | EventKind::AccountLimitsSet { .. }
+            | EventKind::ClientLimitsSet { .. }
+            | EventKind::CircuitBreakerSet { .. }
+            | EventKind::CircuitBreakerTripped { .. }
+            | EventKind::KillSwitchSet { .. }
+            | EventKind::AccountKillSwitchSet { .. }
+            | EventKind::CancelAfterSet { .. }
+            | EventKind::DeadManSwitchFired { .. }
+            | EventKind::InstrumentGroupSet { .. }
+            | EventKind::MmpConfigSet { .. }
+            | EventKind::MmpTriggered { .. }
+            | EventKind::MmpReset { .. }
+            | EventKind::GreeksSet { .. } => {}
         }
     }
 }

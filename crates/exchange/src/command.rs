@@ -1,7 +1,8 @@
 //! What comes in: one [`Command`] per state change, time supplied by the caller.
 
+use crate::risk::{CircuitBreaker, Issuer, MmpConfig, OrderLimits, OrderOptions};
 use crate::types::{
-    AccountId, Asset, ClientOrderId, InstrumentSpec, Money, OrderId, Price, Quantity,
+    AccountId, Asset, ClientId, ClientOrderId, InstrumentSpec, Money, OrderId, Price, Quantity,
     SelfTradePrevention, Side, StatusChange, Symbol, TimeInForce, Timestamp, WithdrawalId,
 };
 
@@ -192,13 +193,153 @@ pub enum Command {
         /// The caller's time.
         ts: Timestamp,
     },
+    // ----- risk and market integrity (docs/risk.md); new variants go last -----
+    /// Set an instrument's pre-trade limits (all `None`: no limits).
+    SetInstrumentLimits {
+        /// Which.
+        instrument: Symbol,
+        /// The limits.
+        limits: OrderLimits,
+        /// The caller's time.
+        ts: Timestamp,
+    },
+    /// Set (`Some`) or remove (`None`) an account's override of an instrument's
+    /// limits. It can only tighten them.
+    SetAccountLimits {
+        /// Whose.
+        account: AccountId,
+        /// Which instrument.
+        instrument: Symbol,
+        /// The override.
+        limits: Option<OrderLimits>,
+        /// The caller's time.
+        ts: Timestamp,
+    },
+    /// Set (`Some`) or remove (`None`) the override for orders an account sends
+    /// through one OAuth client (see [`Command::PlaceOrderWith`]). It can only
+    /// tighten the account's limits.
+    SetClientLimits {
+        /// Whose.
+        account: AccountId,
+        /// Through which client.
+        client: ClientId,
+        /// Which instrument.
+        instrument: Symbol,
+        /// The override.
+        limits: Option<OrderLimits>,
+        /// The caller's time.
+        ts: Timestamp,
+    },
+    /// Place an order with options: the OAuth client it came through (its limits
+    /// apply) and the market-maker-protection flag. `PlaceOrder(o)` is
+    /// `PlaceOrderWith { order: o, options: Default::default() }`.
+    PlaceOrderWith {
+        /// The order.
+        order: PlaceOrder,
+        /// Its options.
+        options: OrderOptions,
+    },
+    /// Configure (`Some`) or remove (`None`) an instrument's circuit breaker.
+    SetCircuitBreaker {
+        /// Which.
+        instrument: Symbol,
+        /// The breaker.
+        breaker: Option<CircuitBreaker>,
+        /// The caller's time.
+        ts: Timestamp,
+    },
+    /// Time passes: resumes instruments whose breaker cool-off ended, lifts MMP
+    /// freezes that ended, fires dead man's switches that are due (in that order).
+    Tick {
+        /// The caller's time.
+        ts: Timestamp,
+    },
+    /// The exchange-wide kill switch: while active every new order and amend is
+    /// rejected (cancels work); activating with `cancel_resting` also cancels every
+    /// resting order.
+    SetKillSwitch {
+        /// On or off.
+        active: bool,
+        /// On activation, cancel all resting orders too.
+        cancel_resting: bool,
+        /// The caller's time.
+        ts: Timestamp,
+    },
+    /// An account's kill switch: activating cancels all its open orders and blocks
+    /// new orders and amends until lifted. A switch an admin set only an admin can
+    /// lift.
+    SetAccountKillSwitch {
+        /// Whose.
+        account: AccountId,
+        /// On or off.
+        active: bool,
+        /// Who asked.
+        issued_by: Issuer,
+        /// The caller's time.
+        ts: Timestamp,
+    },
+    /// The dead man's switch: cancel all the account's open orders at `ts +
+    /// timeout` unless renewed (a later `CancelAfter` moves the deadline);
+    /// `timeout` 0 disables it. Fired by a [`Command::Tick`] at or after the
+    /// deadline. `timeout` is in timestamp units.
+    CancelAfter {
+        /// Whose orders.
+        account: AccountId,
+        /// How long from `ts`; 0 disables.
+        timeout: u64,
+        /// The caller's time.
+        ts: Timestamp,
+    },
+    /// Put an instrument in (`Some`) or out of (`None`) an MMP group, e.g. its
+    /// underlying asset `BTC`.
+    SetInstrumentGroup {
+        /// Which.
+        instrument: Symbol,
+        /// The group.
+        group: Option<Asset>,
+        /// The caller's time.
+        ts: Timestamp,
+    },
+    /// Configure (`Some`) or remove (`None`) an account's market-maker protection
+    /// on a group; (re)configuring resets its counters and any freeze.
+    SetMmpConfig {
+        /// Whose.
+        account: AccountId,
+        /// Which group.
+        group: Asset,
+        /// The limits.
+        config: Option<MmpConfig>,
+        /// The caller's time.
+        ts: Timestamp,
+    },
+    /// Lift an MMP freeze and reset the counters.
+    ResetMmp {
+        /// Whose.
+        account: AccountId,
+        /// Which group.
+        group: Asset,
+        /// The caller's time.
+        ts: Timestamp,
+    },
+    /// Set an option's greeks per lot (from the pricing service; the core has no
+    /// volatility model), 10^-6 units. Used by MMP.
+    SetGreeks {
+        /// Which option.
+        instrument: Symbol,
+        /// Delta per lot, 10^-6 (a call near the money: about 500_000).
+        delta_e6: i64,
+        /// Vega per lot, 10^-6 of the pricing service's unit.
+        vega_e6: i64,
+        /// The caller's time.
+        ts: Timestamp,
+    },
 }
 
 impl Command {
     /// The caller's time the command carries.
     pub fn ts(&self) -> Timestamp {
         match self {
-            Command::PlaceOrder(order) => order.ts,
+            Command::PlaceOrder(order) | Command::PlaceOrderWith { order, .. } => order.ts,
             Command::CreateInstrument { ts, .. }
             | Command::SetInstrumentStatus { ts, .. }
             | Command::Deposit { ts, .. }
@@ -214,7 +355,19 @@ impl Command {
             | Command::ApplyFunding { ts, .. }
             | Command::SettleExpiry { ts, .. }
             | Command::FreezeAccount { ts, .. }
-            | Command::UnfreezeAccount { ts, .. } => *ts,
+            | Command::UnfreezeAccount { ts, .. }
+            | Command::SetInstrumentLimits { ts, .. }
+            | Command::SetAccountLimits { ts, .. }
+            | Command::SetClientLimits { ts, .. }
+            | Command::SetCircuitBreaker { ts, .. }
+            | Command::Tick { ts }
+            | Command::SetKillSwitch { ts, .. }
+            | Command::SetAccountKillSwitch { ts, .. }
+            | Command::CancelAfter { ts, .. }
+            | Command::SetInstrumentGroup { ts, .. }
+            | Command::SetMmpConfig { ts, .. }
+            | Command::ResetMmp { ts, .. }
+            | Command::SetGreeks { ts, .. } => *ts,
         }
     }
 }

@@ -2,9 +2,10 @@
 
 use std::fmt;
 
+use crate::risk::{CircuitBreaker, Issuer, MmpConfig, MmpTrigger, OrderLimits};
 use crate::types::{
-    AccountId, Asset, ClientOrderId, InstrumentStatus, Money, OrderId, Price, Quantity, Side,
-    Symbol, Timestamp, WithdrawalId,
+    AccountId, Asset, ClientId, ClientOrderId, InstrumentStatus, Money, OrderId, Price, Quantity,
+    Side, Symbol, Timestamp, WithdrawalId,
 };
 
 /// One thing that happened, stamped with the time of the command that caused it.
@@ -67,6 +68,16 @@ pub enum CancelReason {
     AccountFrozen,
     /// The instrument was settled.
     InstrumentSettled,
+    /// The exchange-wide kill switch was activated with `cancel_resting`.
+    KillSwitch,
+    /// The account's kill switch was activated.
+    AccountKillSwitch,
+    /// The account's dead man's switch fired.
+    DeadManSwitch,
+    /// Market-maker protection fired in the order's group.
+    Mmp,
+    /// The order would have traded beyond the circuit breaker's range.
+    CircuitBreaker,
 }
 
 impl CancelReason {
@@ -80,6 +91,11 @@ impl CancelReason {
             CancelReason::ReduceOnly => "reduce_only",
             CancelReason::AccountFrozen => "account_frozen",
             CancelReason::InstrumentSettled => "instrument_settled",
+            CancelReason::KillSwitch => "kill_switch",
+            CancelReason::AccountKillSwitch => "account_kill_switch",
+            CancelReason::DeadManSwitch => "dead_man_switch",
+            CancelReason::Mmp => "mmp",
+            CancelReason::CircuitBreaker => "circuit_breaker",
         }
     }
 }
@@ -144,6 +160,33 @@ pub enum RejectReason {
     UnknownWithdrawal,
     /// The matching engine refused the order.
     Book(bourse_matching::RejectReason),
+    /// The limit price is outside the price band around the mark.
+    PriceBand,
+    /// The quantity is above the maximum order quantity.
+    MaxOrderQuantity,
+    /// The notional is above the maximum order notional.
+    MaxOrderNotional,
+    /// The account already has the maximum number of open orders on the instrument.
+    MaxOpenOrders,
+    /// The position could exceed the position limit if the order and the account's
+    /// resting orders on its side filled.
+    PositionLimit,
+    /// The exchange-wide kill switch is active: only cancels are accepted.
+    KillSwitch,
+    /// The account's kill switch is active.
+    AccountKillSwitch,
+    /// The account's kill switch was set by an admin; only an admin can lift it.
+    KillSwitchAdminOnly,
+    /// The kill switch is already off.
+    KillSwitchUnchanged,
+    /// Market-maker protection is frozen for the account's group.
+    MmpFrozen,
+    /// An MMP order on an instrument without a group, or without an MMP config of
+    /// the account for the group; or a reset with nothing configured.
+    MmpNotConfigured,
+    /// The limits, breaker or MMP configuration is invalid (a zero limit, a band
+    /// above 100%, a zero window or interval, no MMP limit).
+    InvalidRiskConfig,
 }
 
 impl RejectReason {
@@ -177,6 +220,18 @@ impl RejectReason {
             RejectReason::DuplicateWithdrawal => "duplicate_withdrawal",
             RejectReason::UnknownWithdrawal => "unknown_withdrawal",
             RejectReason::Book(reason) => reason.code(),
+            RejectReason::PriceBand => "price_band",
+            RejectReason::MaxOrderQuantity => "max_order_quantity",
+            RejectReason::MaxOrderNotional => "max_order_notional",
+            RejectReason::MaxOpenOrders => "max_open_orders",
+            RejectReason::PositionLimit => "position_limit",
+            RejectReason::KillSwitch => "kill_switch",
+            RejectReason::AccountKillSwitch => "account_kill_switch",
+            RejectReason::KillSwitchAdminOnly => "kill_switch_admin_only",
+            RejectReason::KillSwitchUnchanged => "kill_switch_unchanged",
+            RejectReason::MmpFrozen => "mmp_frozen",
+            RejectReason::MmpNotConfigured => "mmp_not_configured",
+            RejectReason::InvalidRiskConfig => "invalid_risk_config",
         }
     }
 }
@@ -398,5 +453,129 @@ pub enum EventKind {
         instrument: Symbol,
         /// The settlement (index) price.
         price: Price,
+    },
+    // ----- risk and market integrity (docs/risk.md); new variants go last -----
+    /// An instrument's pre-trade limits were set.
+    InstrumentLimitsSet {
+        /// Which.
+        instrument: Symbol,
+        /// The limits.
+        limits: OrderLimits,
+    },
+    /// An account's override of an instrument's limits was set or removed.
+    AccountLimitsSet {
+        /// Whose.
+        account: AccountId,
+        /// Which instrument.
+        instrument: Symbol,
+        /// The override; `None`: removed.
+        limits: Option<OrderLimits>,
+    },
+    /// An (account, OAuth client) override was set or removed.
+    ClientLimitsSet {
+        /// Whose.
+        account: AccountId,
+        /// Which client.
+        client: ClientId,
+        /// Which instrument.
+        instrument: Symbol,
+        /// The override; `None`: removed.
+        limits: Option<OrderLimits>,
+    },
+    /// A circuit breaker was configured or removed.
+    CircuitBreakerSet {
+        /// Which instrument.
+        instrument: Symbol,
+        /// The breaker; `None`: removed.
+        breaker: Option<CircuitBreaker>,
+    },
+    /// The circuit breaker tripped: the instrument halts (an
+    /// `InstrumentStatusChanged` follows) until `halted_until`.
+    CircuitBreakerTripped {
+        /// Which instrument.
+        instrument: Symbol,
+        /// The window's reference price.
+        reference: Price,
+        /// The price the next trade would have had, beyond the allowed range.
+        price: Price,
+        /// A `Tick` at or after this resumes the instrument.
+        halted_until: Timestamp,
+    },
+    /// The exchange-wide kill switch was turned on or off.
+    KillSwitchSet {
+        /// On or off.
+        active: bool,
+        /// Whether resting orders were canceled.
+        cancel_resting: bool,
+    },
+    /// An account's kill switch was turned on or off.
+    AccountKillSwitchSet {
+        /// Whose.
+        account: AccountId,
+        /// On or off.
+        active: bool,
+        /// Who did it.
+        issued_by: Issuer,
+    },
+    /// A dead man's switch was armed, renewed (`Some`) or disarmed (`None`).
+    CancelAfterSet {
+        /// Whose.
+        account: AccountId,
+        /// When it fires.
+        deadline: Option<Timestamp>,
+    },
+    /// A dead man's switch fired: the account's open orders were canceled (their
+    /// `OrderCanceled` events follow) and it is disarmed.
+    DeadManSwitchFired {
+        /// Whose.
+        account: AccountId,
+        /// The deadline that passed.
+        deadline: Timestamp,
+    },
+    /// An instrument's MMP group was set or removed.
+    InstrumentGroupSet {
+        /// Which.
+        instrument: Symbol,
+        /// The group.
+        group: Option<Asset>,
+    },
+    /// An account's MMP configuration on a group was set or removed.
+    MmpConfigSet {
+        /// Whose.
+        account: AccountId,
+        /// Which group.
+        group: Asset,
+        /// The config; `None`: removed.
+        config: Option<MmpConfig>,
+    },
+    /// Market-maker protection fired: the account's MMP orders in the group are
+    /// canceled (their `OrderCanceled` events follow) and new ones are refused
+    /// until `frozen_until` (`None`: until a reset).
+    MmpTriggered {
+        /// Whose.
+        account: AccountId,
+        /// Which group.
+        group: Asset,
+        /// Which limit.
+        trigger: MmpTrigger,
+        /// The end of the freeze, if it has one.
+        frozen_until: Option<Timestamp>,
+    },
+    /// An MMP freeze was lifted (by `ResetMmp` or by a `Tick` after it ended) and the
+    /// counters reset.
+    MmpReset {
+        /// Whose.
+        account: AccountId,
+        /// Which group.
+        group: Asset,
+    },
+    /// An option's greeks were set.
+    GreeksSet {
+        /// Which.
+        instrument: Symbol,
+        /// Delta per lot, 10^-6.
+        delta_e6: i64,
+        /// Vega per lot, 10^-6.
+        vega_e6: i64,
     },
 }

@@ -9,6 +9,8 @@ use crate::command::{Command, OrderKind, PlaceOrder};
 use crate::event::{BalanceReason, CancelReason, Event, EventKind, Liquidity, RejectReason};
 use crate::hash::Fnv1a;
 use crate::margin::{self, Exposure, MarginParams, MulChecked};
+use crate::risk::{self, InstrumentRisk, Issuer, OrderOptions, RiskState};
+use crate::risk_core::BreakerCheck;
 use crate::types::{
     AccountId, Asset, ClientOrderId, FEE_ACCOUNT, InstrumentKind, InstrumentSpec, InstrumentStatus,
     MAX_AMOUNT, MAX_PRICE, Money, OrderId, PPB, PPM, Price, Quantity, Side, StatusChange, Symbol,
@@ -27,6 +29,8 @@ pub(crate) struct Instrument {
     /// The rate of the last funding payment (perpetuals), ppb.
     pub(crate) last_funding_ppb: Option<i64>,
     pub(crate) book: OrderBook,
+    /// Limits, circuit breaker, MMP group and greeks (docs/risk.md).
+    pub(crate) risk: InstrumentRisk,
 }
 
 impl Instrument {
@@ -59,6 +63,8 @@ pub(crate) struct OpenOrder {
     /// True once on the book (counted in the exposure's resting totals).
     pub(crate) resting: bool,
     pub(crate) reduce_only: bool,
+    /// A market-maker-protection quote.
+    pub(crate) mmp: bool,
 }
 
 /// The open-order index: ids are sequential integers, so the Fx hash is cheap and
@@ -88,6 +94,10 @@ pub(crate) struct Account {
         std::collections::HashMap<ClientOrderId, OrderId, rustc_hash::FxBuildHasher>,
     /// Open reduce-only orders, by instrument index.
     pub(crate) reduce_only: BTreeSet<(usize, OrderId)>,
+    /// The account's kill switch, and who set it.
+    pub(crate) kill_switch: Option<Issuer>,
+    /// Open MMP orders, by instrument index.
+    pub(crate) mmp_orders: BTreeSet<(usize, OrderId)>,
 }
 
 /// Where a withdrawal is.
@@ -146,6 +156,12 @@ pub struct Exchange {
     pub(crate) next_order_id: u64,
     pub(crate) deposited: BTreeMap<Asset, Money>,
     pub(crate) withdrawn: BTreeMap<Asset, Money>,
+    /// Exchange-wide risk state: overrides, kill switch, dead man's switches, MMP.
+    pub(crate) risk: RiskState,
+    /// Scratch list of MMP fills (account, instrument, side, lots) of one command;
+    /// empty between commands.
+    #[cfg_attr(feature = "serde", serde(skip))]
+    pub(crate) mmp_fills: Vec<(AccountId, usize, Side, u64)>,
     /// Scratch buffer for the books' events; empty between commands, so a snapshot
     /// leaves it out.
     #[cfg_attr(feature = "serde", serde(skip))]
@@ -260,9 +276,13 @@ fn forget_in_account(acct: &mut Account, order_id: OrderId, o: &OpenOrder) {
         e.remove();
     }
     acct.reduce_only.remove(&(o.instrument, order_id));
+    if o.mmp {
+        acct.mmp_orders.remove(&(o.instrument, order_id));
+    }
     if let (true, Some(price)) = (o.resting, o.price) {
         let e = acct.exposures.entry(o.instrument).or_default();
         count_resting(e, o.side, price, o.leaves, -1);
+        e.open_orders -= 1;
     }
 }
 
@@ -282,6 +302,8 @@ impl Exchange {
             next_order_id: 1,
             deposited: BTreeMap::new(),
             withdrawn: BTreeMap::new(),
+            risk: RiskState::default(),
+            mmp_fills: Vec::new(),
             book_events: Vec::new(),
             touched: Vec::new(),
         }
@@ -337,7 +359,8 @@ impl Exchange {
             Command::ReleaseWithdrawal { withdrawal, .. } => {
                 self.finish_withdrawal(*withdrawal, false, ts, out)
             }
-            Command::PlaceOrder(order) => self.place_order(order, out),
+            Command::PlaceOrder(order) => self.place_order(order, OrderOptions::default(), out),
+            Command::PlaceOrderWith { order, options } => self.place_order(order, *options, out),
             Command::CancelOrder {
                 account, order_id, ..
             } => self.cancel_order(*account, *order_id, ts, out),
@@ -371,13 +394,70 @@ impl Exchange {
             Command::SettleExpiry { instrument, .. } => self.settle_expiry(instrument, ts, out),
             Command::FreezeAccount { account, .. } => self.freeze(*account, true, ts, out),
             Command::UnfreezeAccount { account, .. } => self.freeze(*account, false, ts, out),
+            Command::SetInstrumentLimits {
+                instrument, limits, ..
+            } => self.set_instrument_limits(instrument, *limits, ts, out),
+            Command::SetAccountLimits {
+                account,
+                instrument,
+                limits,
+                ..
+            } => self.set_account_limits(*account, None, instrument, *limits, ts, out),
+            Command::SetClientLimits {
+                account,
+                client,
+                instrument,
+                limits,
+                ..
+            } => self.set_account_limits(*account, Some(*client), instrument, *limits, ts, out),
+            Command::SetCircuitBreaker {
+                instrument,
+                breaker,
+                ..
+            } => self.set_circuit_breaker(instrument, *breaker, ts, out),
+            Command::Tick { .. } => {
+                self.tick(ts, out);
+                Ok(())
+            }
+            Command::SetKillSwitch {
+                active,
+                cancel_resting,
+                ..
+            } => self.set_kill_switch(*active, *cancel_resting, ts, out),
+            Command::SetAccountKillSwitch {
+                account,
+                active,
+                issued_by,
+                ..
+            } => self.set_account_kill_switch(*account, *active, *issued_by, ts, out),
+            Command::CancelAfter {
+                account, timeout, ..
+            } => self.cancel_after(*account, *timeout, ts, out),
+            Command::SetInstrumentGroup {
+                instrument, group, ..
+            } => self.set_instrument_group(instrument, *group, ts, out),
+            Command::SetMmpConfig {
+                account,
+                group,
+                config,
+                ..
+            } => self.set_mmp_config(*account, *group, *config, ts, out),
+            Command::ResetMmp { account, group, .. } => self.reset_mmp(*account, *group, ts, out),
+            Command::SetGreeks {
+                instrument,
+                delta_e6,
+                vega_e6,
+                ..
+            } => self.set_greeks(instrument, *delta_e6, *vega_e6, ts, out),
         };
         if let Err(reason) = result {
             // Every handler checks before it changes anything, so nothing was
             // emitted either; drop anything that was, to be safe.
             out.truncate(start);
             let (account, order_id, client_order_id) = match command {
-                Command::PlaceOrder(o) => (Some(o.account), None, Some(o.client_order_id)),
+                Command::PlaceOrder(o) | Command::PlaceOrderWith { order: o, .. } => {
+                    (Some(o.account), None, Some(o.client_order_id))
+                }
                 Command::CancelOrder {
                     account, order_id, ..
                 }
@@ -388,7 +468,13 @@ impl Exchange {
                 | Command::Withdraw { account, .. }
                 | Command::CancelAll { account, .. }
                 | Command::FreezeAccount { account, .. }
-                | Command::UnfreezeAccount { account, .. } => (Some(*account), None, None),
+                | Command::UnfreezeAccount { account, .. }
+                | Command::SetAccountLimits { account, .. }
+                | Command::SetClientLimits { account, .. }
+                | Command::SetAccountKillSwitch { account, .. }
+                | Command::CancelAfter { account, .. }
+                | Command::SetMmpConfig { account, .. }
+                | Command::ResetMmp { account, .. } => (Some(*account), None, None),
                 _ => (None, None, None),
             };
             out.push(Event {
@@ -412,7 +498,7 @@ impl Exchange {
             .ok_or(RejectReason::UnknownInstrument)
     }
 
-    fn tradable(&self, idx: usize) -> Outcome {
+    pub(crate) fn tradable(&self, idx: usize) -> Outcome {
         match self.instruments[idx].status {
             InstrumentStatus::Active => Ok(()),
             InstrumentStatus::Halted => Err(RejectReason::InstrumentHalted),
@@ -420,7 +506,7 @@ impl Exchange {
         }
     }
 
-    fn trading_account(&self, account: AccountId) -> Result<&Account, RejectReason> {
+    pub(crate) fn trading_account(&self, account: AccountId) -> Result<&Account, RejectReason> {
         if account == FEE_ACCOUNT {
             return Err(RejectReason::FeeAccount);
         }
@@ -522,6 +608,7 @@ impl Exchange {
             index: None,
             last_funding_ppb: None,
             book: OrderBook::new(),
+            risk: InstrumentRisk::default(),
         });
         self.by_symbol.insert(spec.symbol, idx);
         out.push(Event {
@@ -545,11 +632,22 @@ impl Exchange {
             // Expiry only happens with settlement.
             return Err(RejectReason::InvalidStatusTransition);
         }
-        let status = self.instruments[idx]
-            .status
-            .transition(change)
-            .ok_or(RejectReason::InvalidStatusTransition)?;
-        self.instruments[idx].status = status;
+        let inst = &mut self.instruments[idx];
+        // An operator's halt of an instrument the circuit breaker halted makes it an
+        // operator's halt: no `Tick` resumes it.
+        let status = if change == StatusChange::Halt && inst.risk.halted_until.is_some() {
+            InstrumentStatus::Halted
+        } else {
+            inst.status
+                .transition(change)
+                .ok_or(RejectReason::InvalidStatusTransition)?
+        };
+        inst.status = status;
+        inst.risk.halted_until = None;
+        if change == StatusChange::Resume {
+            // A new breaker window starts with the next order.
+            inst.risk.reference = None;
+        }
         out.push(Event {
             ts,
             kind: EventKind::InstrumentStatusChanged {
@@ -849,9 +947,20 @@ impl Exchange {
             .saturating_sub(committed)
     }
 
-    fn place_order(&mut self, order: &PlaceOrder, out: &mut Vec<Event>) -> Outcome {
+    fn place_order(
+        &mut self,
+        order: &PlaceOrder,
+        options: OrderOptions,
+        out: &mut Vec<Event>,
+    ) -> Outcome {
         let ts = order.ts;
+        if self.risk.kill_switch {
+            return Err(RejectReason::KillSwitch);
+        }
         let acct = self.trading_account(order.account)?;
+        if acct.kill_switch.is_some() {
+            return Err(RejectReason::AccountKillSwitch);
+        }
         let idx = self.instrument_index(&order.instrument)?;
         self.tradable(idx)?;
         if !valid_quantity(order.quantity) {
@@ -882,14 +991,40 @@ impl Exchange {
         }
         let can_rest = limit.is_some()
             && matches!(order.time_in_force, TimeInForce::Gtc | TimeInForce::Gtt(_));
+        let limits = self.effective_limits(order.account, options.oauth_client, idx);
+        let band = limits.price_band_bps.map(|bps| risk::band(mark, bps));
+        // A market order does not trade beyond the price band: it goes to the book
+        // as a limit at the band's edge (same IOC/FOK).
+        let market_edge = match (limit, band, order.time_in_force) {
+            (None, Some((lo, hi)), TimeInForce::Ioc | TimeInForce::Fok) => {
+                Some(Price(match order.side {
+                    Side::Buy => hi,
+                    Side::Sell => lo,
+                }))
+            }
+            _ => None,
+        };
         // The worst price the order can trade at: its limit, or for a market order
-        // the deepest level it could reach now.
+        // the deepest level it could reach now (no further than the band).
         let worst = match limit {
             Some(price) => price,
-            None => self
-                .market_worst_price(idx, order.account, order.side, qty)
-                .unwrap_or(mark),
+            None => {
+                let w = self
+                    .market_worst_price(idx, order.account, order.side, qty)
+                    .unwrap_or(mark);
+                match (market_edge, order.side) {
+                    (Some(edge), Side::Buy) => w.min(edge),
+                    (Some(edge), Side::Sell) => w.max(edge),
+                    (None, _) => w,
+                }
+            }
         };
+        if !limits.is_none() {
+            self.check_limits(acct, idx, order, qty, worst, band, can_rest, &limits)?;
+        }
+        if options.mmp {
+            self.check_mmp(order.account, idx, ts)?;
+        }
         let ends = if order.post_only {
             // A post-only order never trades on arrival; it can only rest whole.
             CheckEnds::RestOnly
@@ -902,18 +1037,47 @@ impl Exchange {
         };
         self.pre_trade_check(acct, idx, order.side, qty, worst, ends)?;
 
+        // The circuit breaker (docs/risk.md): trip before any fill if the first
+        // trade would be outside the window's range; clip the order at the range's
+        // edge if it would otherwise run through it.
+        let mut submit_limit = market_edge.or(limit);
+        let mut time_in_force = order.time_in_force;
+        let mut clipped = None;
+        let breaker = if order.post_only {
+            None
+        } else {
+            self.breaker_range(idx, ts)
+        };
+        if let Some(range) = breaker {
+            match self.breaker_precheck(idx, order.account, order.side, qty, submit_limit, &range) {
+                BreakerCheck::Clear => {}
+                BreakerCheck::Near(price) => {
+                    self.commit_breaker_reference(idx, &range, ts);
+                    self.trip_before_matching(order, idx, qty, limit, &range, price, out);
+                    return Ok(());
+                }
+                BreakerCheck::Far(edge) => {
+                    clipped = Some(submit_limit);
+                    submit_limit = Some(edge);
+                    if matches!(time_in_force, TimeInForce::Gtc | TimeInForce::Gtt(_)) {
+                        time_in_force = TimeInForce::Ioc;
+                    }
+                }
+            }
+        }
+
         // Every check passed: the book decides the rest.
         let order_id = OrderId(self.next_order_id);
         let new_order = NewOrder {
             id: order_id,
             account: order.account,
             side: order.side,
-            order_type: match limit {
+            order_type: match submit_limit {
                 Some(price) => OrderType::Limit(price),
                 None => OrderType::Market,
             },
             quantity: Quantity(qty),
-            time_in_force: order.time_in_force,
+            time_in_force,
             post_only: order.post_only,
             self_trade_prevention: order.self_trade_prevention,
         };
@@ -933,10 +1097,24 @@ impl Exchange {
             id: order_id,
             client_order_id: order.client_order_id,
             reduce_only: order.reduce_only,
+            price: limit,
+            mmp: options.mmp,
         };
+        let start = out.len();
         self.absorb(idx, &book_events, Some(&pending), None, ts, out);
         book_events.clear();
         self.book_events = book_events;
+        if let Some(range) = breaker {
+            self.commit_breaker_reference(idx, &range, ts);
+            if let Some(original) = clipped {
+                self.trip_after_matching(
+                    idx, order_id, order.side, original, &range, start, ts, out,
+                );
+            }
+        }
+        if !self.mmp_fills.is_empty() {
+            self.process_mmp_fills(ts, out);
+        }
         Ok(())
     }
 
@@ -1027,7 +1205,7 @@ impl Exchange {
         )
     }
 
-    fn cancel_all(
+    pub(crate) fn cancel_all(
         &mut self,
         account: AccountId,
         symbol: Option<&Symbol>,
@@ -1048,7 +1226,7 @@ impl Exchange {
         Ok(())
     }
 
-    fn book_cancel_all(
+    pub(crate) fn book_cancel_all(
         &mut self,
         idx: usize,
         account: AccountId,
@@ -1074,7 +1252,13 @@ impl Exchange {
         ts: Timestamp,
         out: &mut Vec<Event>,
     ) -> Outcome {
+        if self.risk.kill_switch {
+            return Err(RejectReason::KillSwitch);
+        }
         let acct = self.trading_account(account)?;
+        if acct.kill_switch.is_some() {
+            return Err(RejectReason::AccountKillSwitch);
+        }
         let order = self.owned_order(account, order_id)?;
         let idx = order.instrument;
         self.tradable(idx)?;
@@ -1092,6 +1276,7 @@ impl Exchange {
         {
             return Err(RejectReason::ReduceOnlyWouldIncrease);
         }
+        self.check_amend_limits(acct, order, idx, new_price, new_leaves)?;
         if new_price != old_price || new_leaves > order.leaves {
             let mut e = acct.exposures.get(&idx).copied().unwrap_or_default();
             count_resting(&mut e, order.side, old_price, order.leaves, -1);
@@ -1122,7 +1307,7 @@ impl Exchange {
 
     /// Sends a cancel, cancel-all, amend or expire to a book and absorbs its events;
     /// cancels are reported with `cancel_reason`.
-    fn book_command(
+    pub(crate) fn book_command(
         &mut self,
         idx: usize,
         command: &matching::Command,
@@ -1186,6 +1371,7 @@ impl Exchange {
                             leaves: quantity.0,
                             resting: false,
                             reduce_only: taker.reduce_only,
+                            mmp: taker.mmp,
                         },
                     ));
                     arriving_account = Some(account);
@@ -1198,7 +1384,10 @@ impl Exchange {
                             instrument: self.instruments[idx].spec.symbol,
                             client_order_id: taker.client_order_id,
                             side,
-                            price,
+                            // As sent: a market order bounded by the price band or
+                            // an order clipped by the breaker reach the book as a
+                            // limit at the edge.
+                            price: taker.price,
                             quantity,
                             reduce_only: taker.reduce_only,
                         },
@@ -1219,6 +1408,7 @@ impl Exchange {
                         }
                         _ => {
                             if let Some(o) = self.orders.get_mut(&order_id) {
+                                let was_resting = o.resting;
                                 o.resting = true;
                                 o.leaves = quantity.0;
                                 let account = o.account;
@@ -1230,6 +1420,9 @@ impl Exchange {
                                     .entry(idx)
                                     .or_default();
                                 count_resting(e, side, price, quantity.0, 1);
+                                if !was_resting {
+                                    e.open_orders += 1;
+                                }
                             }
                         }
                     }
@@ -1270,6 +1463,26 @@ impl Exchange {
                     });
                     // The maker first, then the taker, each with one account lookup.
                     let maker_side = aggressor.opposite();
+                    let risk = &mut self.instruments[idx].risk;
+                    if risk.breaker.is_some() {
+                        risk.last_trade = Some(price);
+                    }
+                    let track_mmp = !self.risk.mmp.is_empty();
+                    if track_mmp {
+                        // Before `set_leaves` forgets a filled maker.
+                        if self.orders.get(&maker_order_id).is_some_and(|o| o.mmp) {
+                            self.mmp_fills
+                                .push((maker_account, idx, maker_side, quantity.0));
+                        }
+                        let taker_mmp = match taker {
+                            Some(t) if t.id == taker_order_id => t.mmp,
+                            _ => self.orders.get(&taker_order_id).is_some_and(|o| o.mmp),
+                        };
+                        if taker_mmp {
+                            self.mmp_fills
+                                .push((taker_account, idx, aggressor, quantity.0));
+                        }
+                    }
                     let maker_gone = self.set_leaves(maker_order_id, maker_leaves.0);
                     let maker_capped = self.fill(
                         idx,
@@ -1406,10 +1619,14 @@ impl Exchange {
                 // Still open: index it, and count it as resting if it rests.
                 if let (true, Some(price)) = (o.resting, o.price) {
                     count_resting(e, o.side, price, o.leaves, 1);
+                    e.open_orders += 1;
                 }
                 acct.client_ids.insert(o.client_order_id, order_id);
                 if o.reduce_only {
                     acct.reduce_only.insert((idx, order_id));
+                }
+                if o.mmp {
+                    acct.mmp_orders.insert((idx, order_id));
                 }
                 self.orders.insert(order_id, o);
             }
@@ -1810,6 +2027,7 @@ impl Exchange {
             h.i128(inst.index.map_or(-1, |p| i128::from(p.0)));
             h.i128(inst.last_funding_ppb.map_or(i128::MIN, i128::from));
             h.u64(inst.book.state_hash());
+            crate::risk_core::hash_instrument_risk(&mut h, &inst.risk);
         }
         h.u64(self.accounts.len() as u64);
         for (id, acct) in self.accounts_by_id() {
@@ -1850,6 +2068,7 @@ impl Exchange {
                 h.u64(*idx as u64);
                 h.u64(oid.0);
             }
+            crate::risk_core::hash_account_risk(&mut h, acct);
         }
         h.u64(self.orders.len() as u64);
         let mut orders: Vec<_> = self.orders.iter().collect();
@@ -1864,6 +2083,9 @@ impl Exchange {
             h.u64(o.leaves);
             h.u64(u64::from(o.resting));
             h.u64(u64::from(o.reduce_only));
+            if o.mmp {
+                h.str("mmp");
+            }
         }
         h.u64(self.withdrawals.len() as u64);
         for (id, w) in &self.withdrawals {
@@ -1885,6 +2107,7 @@ impl Exchange {
                 h.i128(*amount);
             }
         }
+        crate::risk_core::hash_risk_state(&mut h, &self.risk);
         h.finish()
     }
 }
@@ -1907,6 +2130,9 @@ struct PendingOrder {
     id: OrderId,
     client_order_id: ClientOrderId,
     reduce_only: bool,
+    /// Its limit as sent (`None`: market, even if the book got a band-edge limit).
+    price: Option<Price>,
+    mmp: bool,
 }
 
 fn hash_spec(h: &mut Fnv1a, spec: &InstrumentSpec) {

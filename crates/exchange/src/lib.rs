@@ -94,6 +94,8 @@ mod exchange;
 mod hash;
 pub mod margin;
 mod query;
+pub mod risk;
+mod risk_core;
 #[cfg(feature = "serde")]
 pub mod snapshot;
 pub mod types;
@@ -103,6 +105,7 @@ pub use command::{Command, OrderKind, PlaceOrder};
 pub use event::{BalanceReason, CancelReason, Event, EventKind, Liquidity, RejectReason};
 pub use exchange::{Exchange, Withdrawal, WithdrawalState};
 pub use query::{AccountSummary, InstrumentView, OrderView, PositionView};
+pub use risk::{CircuitBreaker, Issuer, MmpConfig, MmpTrigger, OrderLimits, OrderOptions};
 #[cfg(feature = "serde")]
 pub use snapshot::SnapshotError;
 pub use types::*;

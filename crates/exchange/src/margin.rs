@@ -86,6 +86,8 @@ pub struct Exposure {
     pub sell_qty: i128,
     /// Σ price × open quantity of resting sell orders, tick·lots.
     pub sell_notional: i128,
+    /// How many resting orders there are (the `max_open_orders` limit's counter).
+    pub open_orders: u32,
 }
 
 impl Exposure {
@@ -97,6 +99,7 @@ impl Exposure {
             && self.sell_qty == 0
             && self.buy_notional == 0
             && self.sell_notional == 0
+            && self.open_orders == 0
     }
 }
 

@@ -40,7 +40,7 @@ use crate::hash::Fnv1a;
 const MAGIC: [u8; 8] = *b"BRSXSNAP";
 
 /// The snapshot format's version: bump it whenever a serialised structure changes.
-pub const FORMAT_VERSION: u32 = 1;
+pub const FORMAT_VERSION: u32 = 2;
 
 const HEADER_LEN: usize = 8 + 4 + 8 + 8;
 const CHECKSUM_LEN: usize = 8;

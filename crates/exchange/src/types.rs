@@ -218,6 +218,16 @@ inline_text!(
     |t| t.bytes().all(|b| b.is_ascii_graphic())
 );
 
+inline_text!(
+    /// The OAuth client (partner application) an order came through, as the API
+    /// names it: 1 to 64 bytes of printable ASCII. Limits can be set per (account,
+    /// client); see [`crate::Command::SetClientLimits`].
+    ClientId,
+    64,
+    "OAuth client id",
+    |t| t.bytes().all(|b| b.is_ascii_graphic())
+);
+
 /// Identifies one withdrawal; chosen by the caller (the API assigns them from a
 /// sequence).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]

@@ -4,6 +4,7 @@ mod fixture;
 mod options;
 mod orders;
 mod properties;
+mod risk;
 mod settlement;
 #[cfg(feature = "serde")]
 mod snapshot;

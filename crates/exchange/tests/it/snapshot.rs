@@ -323,9 +323,22 @@ fn variant(cmd: &Command) -> usize {
         Command::SettleExpiry { .. } => 14,
         Command::FreezeAccount { .. } => 15,
         Command::UnfreezeAccount { .. } => 16,
+        Command::SetInstrumentLimits { .. } => 17,
+        Command::SetAccountLimits { .. } => 18,
+        Command::SetClientLimits { .. } => 19,
+        Command::PlaceOrderWith { .. } => 20,
+        Command::SetCircuitBreaker { .. } => 21,
+        Command::Tick { .. } => 22,
+        Command::SetKillSwitch { .. } => 23,
+        Command::SetAccountKillSwitch { .. } => 24,
+        Command::CancelAfter { .. } => 25,
+        Command::SetInstrumentGroup { .. } => 26,
+        Command::SetMmpConfig { .. } => 27,
+        Command::ResetMmp { .. } => 28,
+        Command::SetGreeks { .. } => 29,
     }
 }
-const VARIANTS: usize = 17;
+const VARIANTS: usize = 30;
 
 fn every_command() -> Vec<Command> {
     let ts = Timestamp(u64::MAX);
@@ -463,8 +476,114 @@ fn every_command() -> Vec<Command> {
         o.kind = OrderKind::Market;
         o.side = Side::Buy;
         o.reduce_only = true;
-        commands.push(Command::PlaceOrder(o));
+        commands.push(Command::PlaceOrder(o.clone()));
+        commands.push(Command::PlaceOrderWith {
+            order: o,
+            options: OrderOptions {
+                oauth_client: ClientId::parse("partner-app.1"),
+                mmp: true,
+            },
+        });
     }
+    let limits = OrderLimits {
+        price_band_bps: Some(u32::MAX),
+        max_order_quantity: Some(u64::MAX),
+        max_order_notional: Some(i128::MIN),
+        max_open_orders: Some(0),
+        max_position: None,
+    };
+    let btc = Asset::parse("BTC").unwrap();
+    commands.extend([
+        Command::SetInstrumentLimits {
+            instrument: perp(),
+            limits,
+            ts,
+        },
+        Command::SetAccountLimits {
+            account: AccountId(1),
+            instrument: perp(),
+            limits: None,
+            ts,
+        },
+        Command::SetClientLimits {
+            account: AccountId(1),
+            client: ClientId::parse("c").unwrap(),
+            instrument: call(),
+            limits: Some(OrderLimits::default()),
+            ts,
+        },
+        Command::SetCircuitBreaker {
+            instrument: perp(),
+            breaker: Some(CircuitBreaker {
+                max_move_bps: 500,
+                window: u64::MAX,
+                cool_off: 0,
+            }),
+            ts,
+        },
+        Command::SetCircuitBreaker {
+            instrument: perp(),
+            breaker: None,
+            ts,
+        },
+        Command::Tick { ts },
+        Command::SetKillSwitch {
+            active: true,
+            cancel_resting: false,
+            ts,
+        },
+        Command::SetAccountKillSwitch {
+            account: AccountId(2),
+            active: false,
+            issued_by: Issuer::Owner,
+            ts,
+        },
+        Command::SetAccountKillSwitch {
+            account: AccountId(2),
+            active: true,
+            issued_by: Issuer::Admin,
+            ts,
+        },
+        Command::CancelAfter {
+            account: AccountId(3),
+            timeout: 0,
+            ts,
+        },
+        Command::SetInstrumentGroup {
+            instrument: call(),
+            group: Some(btc),
+            ts,
+        },
+        Command::SetMmpConfig {
+            account: AccountId(3),
+            group: btc,
+            config: Some(MmpConfig {
+                interval: 1,
+                max_quantity: None,
+                max_delta_e6: Some(i128::MAX),
+                max_vega_e6: Some(-1),
+                freeze_for: u64::MAX,
+            }),
+            ts,
+        },
+        Command::SetMmpConfig {
+            account: AccountId(3),
+            group: btc,
+            config: None,
+            ts,
+        },
+        Command::ResetMmp {
+            account: AccountId(3),
+            group: btc,
+            ts,
+        },
+        Command::SetGreeks {
+            instrument: call(),
+            delta_e6: i64::MIN,
+            vega_e6: i64::MAX,
+            ts,
+        },
+    ]);
     commands
 }
 
