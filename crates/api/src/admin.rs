@@ -36,6 +36,8 @@ scope_marker!(UsersWrite, UsersWrite, "users:write");
 scope_marker!(KeysAdmin, KeysAdmin, "keys:admin");
 scope_marker!(DepositsWrite, DepositsWrite, "deposits:write");
 scope_marker!(AuditRead, AuditRead, "audit:read");
+scope_marker!(RiskRead, RiskRead, "risk:read");
+scope_marker!(RiskWrite, RiskWrite, "risk:write");
 scope_marker!(
     WithdrawalsApprove,
     WithdrawalsApprove,

@@ -188,6 +188,11 @@ fn public_parts() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(routes::wallet::get_withdrawal))
         .routes(routes!(routes::wallet::list_deposits))
         .routes(routes!(routes::audit::activity))
+        .routes(routes!(routes::risk::cancel_after))
+        .routes(routes!(routes::risk::set_kill_switch))
+        .routes(routes!(routes::risk::get_risk))
+        .routes(routes!(routes::risk::set_mmp, routes::risk::remove_mmp))
+        .routes(routes!(routes::risk::reset_mmp))
         .split_for_parts();
     (router, openapi_gateway::with_gateway_answers(api))
 }
@@ -218,6 +223,7 @@ pub fn public_router(state: AppState, limits: HttpLimits) -> Router {
     tags(
         (name = "health", description = "Liveness and readiness probes."),
         (name = "admin", description = "Reference data and platform administration."),
+        (name = "admin-risk", description = "Pre-trade limits, circuit breakers, kill switches and market-maker protection (scopes `risk:read`, `risk:write`; docs/risk.md)."),
     )
 )]
 struct AdminDoc;
@@ -266,6 +272,24 @@ fn admin_parts() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(routes::admin_identity::freeze_user))
         .routes(routes!(routes::admin_identity::unfreeze_user))
         .routes(routes!(routes::audit::list_audit))
+        .routes(routes!(routes::admin_risk::get_instrument_risk))
+        .routes(routes!(routes::admin_risk::set_instrument_limits))
+        .routes(routes!(
+            routes::admin_risk::set_circuit_breaker,
+            routes::admin_risk::remove_circuit_breaker
+        ))
+        .routes(routes!(routes::admin_risk::set_mmp_group))
+        .routes(routes!(routes::admin_risk::set_greeks))
+        .routes(routes!(
+            routes::admin_risk::get_kill_switch,
+            routes::admin_risk::set_kill_switch
+        ))
+        .routes(routes!(routes::admin_risk::set_user_kill_switch))
+        .routes(routes!(
+            routes::admin_risk::set_user_limits,
+            routes::admin_risk::remove_user_limits
+        ))
+        .routes(routes!(routes::admin_risk::get_user_risk))
         .split_for_parts();
     (router, openapi_gateway::with_gateway_answers(api))
 }

@@ -582,8 +582,12 @@ fn is_order_entry(method: &Method, route: &str) -> bool {
         || (*method == Method::PATCH && route == "/v1/orders/{id}")
 }
 
+/// Calls that only take risk off (cancels, the dead man's switch, the kill switch):
+/// never shed, so a client can always get out of the market.
 fn is_cancel(method: &Method, route: &str) -> bool {
-    *method == Method::DELETE && (route == "/v1/orders" || route == "/v1/orders/{id}")
+    (*method == Method::DELETE && (route == "/v1/orders" || route == "/v1/orders/{id}"))
+        || (*method == Method::POST
+            && (route == "/v1/orders/cancel-after" || route == "/v1/account/kill-switch"))
 }
 
 fn client_ip(req: &Request) -> Option<IpAddr> {

@@ -211,6 +211,51 @@ pub fn rejection(reason: RejectReason) -> ApiError {
             StatusCode::UNPROCESSABLE_ENTITY,
             "the order book refused the order",
         ),
+        R::PriceBand => (
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "the limit price is outside the instrument's price band around the mark",
+        ),
+        R::MaxOrderQuantity => (
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "the quantity is above the maximum order quantity",
+        ),
+        R::MaxOrderNotional => (
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "the order's notional is above the maximum order notional",
+        ),
+        R::MaxOpenOrders => (
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "the account has the maximum number of open orders on this instrument",
+        ),
+        R::PositionLimit => (
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "the position could exceed the position limit if this order and the account's resting orders on its side filled",
+        ),
+        R::KillSwitch => (
+            StatusCode::CONFLICT,
+            "the exchange's kill switch is on: only cancels are accepted",
+        ),
+        R::AccountKillSwitch => (
+            StatusCode::FORBIDDEN,
+            "the account's kill switch is on: only cancels are accepted",
+        ),
+        R::KillSwitchAdminOnly => (
+            StatusCode::FORBIDDEN,
+            "an operator turned this kill switch on; only an operator can turn it off",
+        ),
+        R::KillSwitchUnchanged => (StatusCode::CONFLICT, "the kill switch is already off"),
+        R::MmpFrozen => (
+            StatusCode::CONFLICT,
+            "market-maker protection is frozen for this account's group; reset it first",
+        ),
+        R::MmpNotConfigured => (
+            StatusCode::CONFLICT,
+            "no market-maker protection is configured for this instrument's group",
+        ),
+        R::InvalidRiskConfig => (
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "the risk settings are invalid",
+        ),
         R::FeeAccount
         | R::InvalidInstrumentSpec
         | R::InvalidAmount
@@ -317,6 +362,21 @@ pub fn quantity_lots(inst: &Instrument, text: &str, pointer: &str) -> Result<u64
                 pointer,
                 "quantity_not_on_lot",
                 format!("must be a multiple of the lot size {}", inst.lot_size),
+            )
+        })
+}
+
+/// A count of lots of `inst` for a limit (no order size bounds): a positive multiple
+/// of the lot size.
+pub fn lots_count(inst: &Instrument, text: &str, pointer: &str) -> Result<u64, ApiError> {
+    let d = positive_decimal(text, pointer)?;
+    whole_steps(d, inst.lot_size, i128::from(u64::MAX >> 1))
+        .and_then(|n| u64::try_from(n).ok())
+        .ok_or_else(|| {
+            invalid(
+                pointer,
+                "quantity_not_on_lot",
+                format!("must be a positive multiple of the lot size {}", inst.lot_size),
             )
         })
 }

@@ -37,11 +37,16 @@ pub enum AdminScope {
     KeysAdmin,
     /// Read the audit trail.
     AuditRead,
+    /// Read risk settings and risk alerts.
+    RiskRead,
+    /// Change risk settings (limits, breakers, kill switches), resolve alerts and lift
+    /// their actions.
+    RiskWrite,
 }
 
 impl AdminScope {
     /// Every scope, for listings and validation.
-    pub const ALL: [AdminScope; 8] = [
+    pub const ALL: [AdminScope; 10] = [
         AdminScope::InstrumentsRead,
         AdminScope::InstrumentsWrite,
         AdminScope::UsersRead,
@@ -50,6 +55,8 @@ impl AdminScope {
         AdminScope::WithdrawalsApprove,
         AdminScope::KeysAdmin,
         AdminScope::AuditRead,
+        AdminScope::RiskRead,
+        AdminScope::RiskWrite,
     ];
 
     /// Wire and storage form, e.g. `instruments:write`.
@@ -63,6 +70,8 @@ impl AdminScope {
             Self::WithdrawalsApprove => "withdrawals:approve",
             Self::KeysAdmin => "keys:admin",
             Self::AuditRead => "audit:read",
+            Self::RiskRead => "risk:read",
+            Self::RiskWrite => "risk:write",
         }
     }
 

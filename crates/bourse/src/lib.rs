@@ -103,6 +103,33 @@ async fn refresh_catalog(
     }
 }
 
+/// How often the risk clock looks for a deadline that has passed.
+const RISK_CLOCK: Duration = Duration::from_millis(250);
+
+/// Time for the core's risk rules: when a deadline has passed (a breaker's halt or an
+/// MMP freeze ending, a dead man's switch due), sends `Tick` with the current time,
+/// journaled like every command so replay reproduces what it did.
+async fn risk_clock(engine: bourse_engine::Engine, mut stop: watch::Receiver<bool>) {
+    let mut tick = tokio::time::interval(RISK_CLOCK);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            () = server::stopped(&mut stop) => return,
+            _ = tick.tick() => {
+                let now = bourse_api::trading::now_ts();
+                let due = engine.read(|ex| ex.next_deadline().is_some_and(|d| d <= now));
+                if !matches!(due, Ok(true)) {
+                    continue;
+                }
+                let tick = bourse_engine::core::Command::Tick { ts: now };
+                if let Err(e) = engine.submit(tick, bourse_engine::Meta::default()).await {
+                    tracing::warn!(error = %e, "risk clock tick not accepted; retrying");
+                }
+            }
+        }
+    }
+}
+
 /// The identity service over `store`, with the master keyring from the config.
 pub async fn open_identity(
     cfg: &Config,
@@ -241,6 +268,7 @@ pub async fn start(cfg: &Config) -> anyhow::Result<Running> {
     let tasks = vec![
         tokio::spawn(refresh_catalog(catalog, store.clone(), rx.clone())),
         tokio::spawn(refresh_identity(identity.clone(), rx.clone())),
+        tokio::spawn(risk_clock(engine.clone(), rx.clone())),
         tokio::spawn(server::serve(
             "public",
             public,

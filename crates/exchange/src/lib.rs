@@ -96,6 +96,7 @@ pub mod margin;
 mod query;
 pub mod risk;
 mod risk_core;
+mod risk_query;
 #[cfg(feature = "serde")]
 pub mod snapshot;
 pub mod types;
@@ -106,6 +107,7 @@ pub use event::{BalanceReason, CancelReason, Event, EventKind, Liquidity, Reject
 pub use exchange::{Exchange, Withdrawal, WithdrawalState};
 pub use query::{AccountSummary, InstrumentView, OrderView, PositionView};
 pub use risk::{CircuitBreaker, Issuer, MmpConfig, MmpTrigger, OrderLimits, OrderOptions};
+pub use risk_query::{AccountRiskView, InstrumentRiskView, MmpView};
 #[cfg(feature = "serde")]
 pub use snapshot::SnapshotError;
 pub use types::*;

@@ -246,6 +246,21 @@ impl TestApp {
         (k.kid.clone(), der.to_vec())
     }
 
+    /// Stops the server gracefully and starts it again on the same data folder and
+    /// database (new ports): the engine comes back from its journal and snapshots.
+    pub async fn restart(&mut self) {
+        if let Some(r) = self.running.take() {
+            r.shutdown().await;
+        }
+        let running = bourse::start(&self.config)
+            .await
+            .expect("server restarts");
+        self.base = format!("https://{}", running.public_addr);
+        self.admin_base = format!("https://{}", running.admin_addr);
+        self.client = client_for(&running.cert_pem, None);
+        self.running = Some(running);
+    }
+
     /// Stops the server gracefully and drops its database.
     pub async fn shutdown(mut self) {
         if let Some(r) = self.running.take() {

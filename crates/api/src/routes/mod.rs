@@ -3,6 +3,7 @@
 pub mod account;
 pub mod admin_identity;
 pub mod admin_instruments;
+pub mod admin_risk;
 pub mod admin_trading;
 pub mod audit;
 pub mod auth;
@@ -10,6 +11,7 @@ pub mod health;
 pub mod instruments;
 pub mod market;
 pub mod orders;
+pub mod risk;
 pub mod wallet;
 
 use crate::error::{ApiError, FieldError};

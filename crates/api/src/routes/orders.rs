@@ -9,8 +9,8 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use bourse_engine::core::{
-    AccountId, ClientOrderId, Command, EventKind, OrderId, OrderKind, PlaceOrder, Quantity,
-    SelfTradePrevention, Side, TimeInForce,
+    AccountId, ClientId, ClientOrderId, Command, EventKind, OrderId, OrderKind, OrderOptions,
+    PlaceOrder, Quantity, SelfTradePrevention, Side, TimeInForce,
 };
 use bourse_engine::{Meta, Outcome};
 use bourse_store::{IdempotencyStart, OrderQuery, OrderRow};
@@ -111,6 +111,12 @@ pub struct NewOrder {
     #[serde(default)]
     #[schema(example = "my-order-1", max_length = 64)]
     pub client_order_id: Option<String>,
+    /// A market-maker-protection quote: counted by your MMP limits for the
+    /// instrument's group and canceled with the group's other quotes when one is hit
+    /// (see `PUT /v1/account/mmp/{group}`). Refused with `mmp_not_configured` when
+    /// you have no MMP set up for the group, `mmp_frozen` while it is frozen.
+    #[serde(default)]
+    pub mmp: bool,
 }
 
 /// One fill of an order.
@@ -463,13 +469,23 @@ fn response(status: StatusCode, body: Vec<u8>, replayed: bool) -> Response {
 async fn place(
     state: &AppState,
     order: PlaceOrder,
+    options: OrderOptions,
     inst: &Instrument,
     key: Option<String>,
 ) -> Result<(StatusCode, Vec<u8>), ApiError> {
+    // The plain command when there is nothing to add: the journal's common case.
+    let command = if options == OrderOptions::default() {
+        Command::PlaceOrder(order.clone())
+    } else {
+        Command::PlaceOrderWith {
+            order: order.clone(),
+            options,
+        }
+    };
     let outcome = state
         .trading
         .submit(
-            Command::PlaceOrder(order.clone()),
+            command,
             Meta {
                 idempotency_key: key,
                 reference: None,
@@ -518,8 +534,9 @@ pub async fn create(
     let key = idempotency_key(&headers)?;
     let account = state.trading.account(&state.store, user.user_id()).await?;
     let (order, inst) = to_command(&state.catalog, account, &body)?;
+    let options = order_options(&user, &body)?;
     let Some(key) = key else {
-        let (status, bytes) = place(&state, order, &inst, None).await?;
+        let (status, bytes) = place(&state, order, options, &inst, None).await?;
         return Ok(response(status, bytes, false));
     };
     let hash = hex_sha256(&raw);
@@ -531,17 +548,30 @@ pub async fn create(
     let task = tokio::spawn(crate::request_id::propagate(
         id,
         crate::audit::propagate(audit, async move {
-            place_idempotent(state, account, order, inst, key, hash).await
+            place_idempotent(state, account, (order, options), inst, key, hash).await
         }),
     ));
     task.await.map_err(|_| ApiError::internal())?
+}
+
+/// What comes with an order besides the order: the OAuth client of a partner app's
+/// token (its limits apply on top of the user's) and the MMP flag.
+fn order_options(user: &crate::auth::AuthUser, body: &NewOrder) -> Result<OrderOptions, ApiError> {
+    let oauth_client = match user.claims.client_id.as_deref() {
+        None => None,
+        Some(c) => Some(ClientId::parse(c).ok_or_else(ApiError::internal)?),
+    };
+    Ok(OrderOptions {
+        oauth_client,
+        mmp: body.mmp,
+    })
 }
 
 /// [`create`] with an `Idempotency-Key`: claim, place, store the response.
 async fn place_idempotent(
     state: AppState,
     account: AccountId,
-    order: PlaceOrder,
+    (order, options): (PlaceOrder, OrderOptions),
     inst: Instrument,
     key: String,
     hash: String,
@@ -585,7 +615,7 @@ async fn place_idempotent(
             .with_header(header::RETRY_AFTER, HeaderValue::from_static("1")));
         }
     }
-    match place(&state, order, &inst, Some(key.clone())).await {
+    match place(&state, order, options, &inst, Some(key.clone())).await {
         Ok((status, bytes)) => {
             state
                 .store

@@ -33,6 +33,7 @@ mod instruments;
 mod openapi;
 mod ratelimit;
 mod readiness;
+mod risk;
 mod trading;
 mod transport;
 mod wallet;
