@@ -49,7 +49,14 @@ fn script() -> Vec<Command> {
     c.push(limit(1, perp(), "qty", Side::Buy, 49_000, 51));
     c.push(limit(1, perp(), "notional", Side::Buy, 54_000, 40));
     for i in 0..7 {
-        c.push(limit(1, perp(), &format!("oo{i}"), Side::Buy, 48_000 + i, 1));
+        c.push(limit(
+            1,
+            perp(),
+            &format!("oo{i}"),
+            Side::Buy,
+            48_000 + i,
+            1,
+        ));
     }
     c.push(limit(2, perp(), "pos", Side::Buy, 48_000, 41));
     c.push(limit(3, perp(), "acct", Side::Buy, 48_000, 6));
@@ -84,7 +91,10 @@ fn script() -> Vec<Command> {
     c.push(with(limit(4, perp(), "q2", Side::Sell, 50_200, 3), mmp()));
     c.push(with(limit(4, call(), "q3", Side::Sell, 2_100, 3), mmp()));
     c.push(at(market_order(2, perp(), "lift", Side::Buy, 5), 10));
-    c.push(at(with(limit(4, perp(), "q4", Side::Sell, 50_100, 3), mmp()), 11));
+    c.push(at(
+        with(limit(4, perp(), "q4", Side::Sell, 50_100, 3), mmp()),
+        11,
+    ));
     c.push(Command::Tick { ts: ts(40) });
     c.push(Command::ResetMmp {
         account: AccountId(4),
@@ -196,7 +206,10 @@ fn the_script_triggers_every_rule() {
         assert!(reasons.contains(&code), "{code} not in {reasons:?}");
     }
     let has = |f: fn(&EventKind) -> bool| events.iter().any(|e| f(&e.kind));
-    assert!(has(|k| matches!(k, EventKind::CircuitBreakerTripped { .. })));
+    assert!(has(|k| matches!(
+        k,
+        EventKind::CircuitBreakerTripped { .. }
+    )));
     assert!(has(|k| matches!(k, EventKind::MmpTriggered { .. })));
     assert!(has(|k| matches!(k, EventKind::MmpReset { .. })));
     assert!(has(|k| matches!(k, EventKind::DeadManSwitchFired { .. })));
@@ -231,4 +244,3 @@ fn a_mid_stream_snapshot_continues_identically() {
         assert_eq!(restored.state_hash(), whole.state_hash());
     }
 }
-
