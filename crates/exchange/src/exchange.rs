@@ -96,8 +96,6 @@ pub(crate) struct Account {
     pub(crate) reduce_only: BTreeSet<(usize, OrderId)>,
     /// The account's kill switch, and who set it.
     pub(crate) kill_switch: Option<Issuer>,
-    /// Open MMP orders, by instrument index.
-    pub(crate) mmp_orders: BTreeSet<(usize, OrderId)>,
 }
 
 /// Where a withdrawal is.
@@ -276,9 +274,6 @@ fn forget_in_account(acct: &mut Account, order_id: OrderId, o: &OpenOrder) {
         e.remove();
     }
     acct.reduce_only.remove(&(o.instrument, order_id));
-    if o.mmp {
-        acct.mmp_orders.remove(&(o.instrument, order_id));
-    }
     if let (true, Some(price)) = (o.resting, o.price) {
         let e = acct.exposures.entry(o.instrument).or_default();
         count_resting(e, o.side, price, o.leaves, -1);
@@ -1467,10 +1462,9 @@ impl Exchange {
                     if risk.breaker.is_some() {
                         risk.last_trade = Some(price);
                     }
-                    let track_mmp = !self.risk.mmp.is_empty();
-                    if track_mmp {
-                        // Before `set_leaves` forgets a filled maker.
-                        if self.orders.get(&maker_order_id).is_some_and(|o| o.mmp) {
+                    let (maker_gone, maker_mmp) = self.set_leaves(maker_order_id, maker_leaves.0);
+                    if !self.risk.mmp.is_empty() {
+                        if maker_mmp {
                             self.mmp_fills
                                 .push((maker_account, idx, maker_side, quantity.0));
                         }
@@ -1483,7 +1477,6 @@ impl Exchange {
                                 .push((taker_account, idx, aggressor, quantity.0));
                         }
                     }
-                    let maker_gone = self.set_leaves(maker_order_id, maker_leaves.0);
                     let maker_capped = self.fill(
                         idx,
                         maker_account,
@@ -1505,7 +1498,7 @@ impl Exchange {
                             }
                             None
                         }
-                        _ => self.set_leaves(taker_order_id, taker_leaves.0),
+                        _ => self.set_leaves(taker_order_id, taker_leaves.0).0,
                     };
                     let taker_capped = self.fill(
                         idx,
@@ -1625,9 +1618,7 @@ impl Exchange {
                 if o.reduce_only {
                     acct.reduce_only.insert((idx, order_id));
                 }
-                if o.mmp {
-                    acct.mmp_orders.insert((idx, order_id));
-                }
+
                 self.orders.insert(order_id, o);
             }
         }
@@ -1704,18 +1695,22 @@ impl Exchange {
 
     /// Sets a traded order's open quantity; an order with none left leaves `orders`
     /// and is returned, for [`Exchange::fill`] to drop from its account's indexes.
-    fn set_leaves(&mut self, order_id: OrderId, leaves: u64) -> Option<OpenOrder> {
+    /// Also returns whether the order is an MMP quote (read with the same lookup).
+    fn set_leaves(&mut self, order_id: OrderId, leaves: u64) -> (Option<OpenOrder>, bool) {
         if leaves == 0 {
             // Nothing of it rests any more: forgetting it takes nothing off the totals.
-            return self
+            let gone = self
                 .orders
                 .remove(&order_id)
                 .map(|o| OpenOrder { leaves: 0, ..o });
+            let mmp = gone.as_ref().is_some_and(|o| o.mmp);
+            return (gone, mmp);
         }
         if let Some(o) = self.orders.get_mut(&order_id) {
             o.leaves = leaves;
+            return (None, o.mmp);
         }
-        None
+        (None, false)
     }
 
     /// Books one side of a trade: the maker's resting totals, position, realised PnL

@@ -364,14 +364,6 @@ impl Exchange {
             }
             let e = expected.entry((o.account, o.instrument)).or_default();
             e.open_orders += 1;
-            if o.mmp
-                && !self
-                    .accounts
-                    .get(&o.account)
-                    .is_some_and(|a| a.mmp_orders.contains(&(o.instrument, *id)))
-            {
-                return Err(format!("MMP order {id} is not in its account's MMP index"));
-            }
             let qty = i128::from(o.leaves);
             let notional = qty * i128::from(view.price.0);
             match o.side {
@@ -397,15 +389,6 @@ impl Exchange {
             inst.book.audit()?;
         }
         for (account, acct) in self.accounts_by_id() {
-            for (idx, id) in &acct.mmp_orders {
-                if !self
-                    .orders
-                    .get(id)
-                    .is_some_and(|o| o.mmp && o.account == account && o.instrument == *idx)
-                {
-                    return Err(format!("account {account}: MMP index names order {id}"));
-                }
-            }
             for (&idx, e) in &acct.exposures {
                 sizes[idx] += e.size;
                 let want = expected.remove(&(account, idx)).unwrap_or_default();

@@ -762,7 +762,9 @@ impl Exchange {
         }
     }
 
-    /// Cancels the account's open MMP orders on the group's instruments.
+    /// Cancels the account's open MMP orders on the group's instruments (found
+    /// through the books' per-account index: this runs only when MMP fires, so the
+    /// hot path keeps no MMP index of its own).
     fn cancel_mmp_orders(
         &mut self,
         account: AccountId,
@@ -770,15 +772,19 @@ impl Exchange {
         ts: Timestamp,
         out: &mut Vec<Event>,
     ) {
-        let Some(acct) = self.accounts.get(&account) else {
-            return;
-        };
-        let orders: Vec<(usize, OrderId)> = acct
-            .mmp_orders
-            .iter()
-            .filter(|(idx, _)| self.instruments[*idx].risk.group == Some(group))
-            .copied()
-            .collect();
+        let mut orders: Vec<(usize, OrderId)> = Vec::new();
+        for (idx, inst) in self.instruments.iter().enumerate() {
+            if inst.risk.group != Some(group) {
+                continue;
+            }
+            orders.extend(
+                inst.book
+                    .open_orders(account)
+                    .filter(|o| self.orders.get(&o.id).is_some_and(|x| x.mmp))
+                    .map(|o| (idx, o.id)),
+            );
+        }
+        orders.sort_unstable();
         for (idx, order_id) in orders {
             // A resting order: the book cannot refuse its cancel.
             let _ = self.book_command(
@@ -956,19 +962,12 @@ pub(crate) fn hash_instrument_risk(h: &mut Fnv1a, r: &InstrumentRisk) {
 }
 
 pub(crate) fn hash_account_risk(h: &mut Fnv1a, acct: &Account) {
-    if acct.kill_switch.is_none() && acct.mmp_orders.is_empty() {
-        return;
-    }
-    h.str("risk");
-    h.u64(match acct.kill_switch {
-        None => 0,
-        Some(Issuer::Admin) => 1,
-        Some(Issuer::Owner) => 2,
-    });
-    h.u64(acct.mmp_orders.len() as u64);
-    for (idx, id) in &acct.mmp_orders {
-        h.u64(*idx as u64);
-        h.u64(id.0);
+    if let Some(issuer) = acct.kill_switch {
+        h.str("kill");
+        h.u64(match issuer {
+            Issuer::Admin => 1,
+            Issuer::Owner => 2,
+        });
     }
 }
 

@@ -5,6 +5,7 @@ mod options;
 mod orders;
 mod properties;
 mod risk;
+mod risk_replay;
 mod settlement;
 #[cfg(feature = "serde")]
 mod snapshot;

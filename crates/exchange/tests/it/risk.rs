@@ -140,10 +140,11 @@ fn price_band_rejects_limits_and_bounds_market_orders() {
     let events = ok(&mut ex, market_order(3, perp(), "m", Side::Buy, 6));
     assert_eq!(traded(&events), vec![(51_000, 2)]);
     assert_eq!(canceled(&events)[0].1, CancelReason::Unfilled);
-    assert!(events.iter().any(|e| matches!(
-        e.kind,
-        EventKind::OrderAccepted { price: None, .. }
-    )));
+    assert!(
+        events
+            .iter()
+            .any(|e| matches!(e.kind, EventKind::OrderAccepted { price: None, .. }))
+    );
     // Without the band the same order sweeps on.
     set_limits(&mut ex, OrderLimits::default());
     let events = ok(&mut ex, market_order(3, perp(), "m2", Side::Buy, 6));
@@ -317,7 +318,11 @@ fn amends_meet_the_limits() {
         ts: Timestamp(3),
     };
     rejected(&mut ex, amend(Some(48_000), None), RejectReason::PriceBand);
-    rejected(&mut ex, amend(None, Some(11)), RejectReason::MaxOrderQuantity);
+    rejected(
+        &mut ex,
+        amend(None, Some(11)),
+        RejectReason::MaxOrderQuantity,
+    );
     ok(&mut ex, amend(Some(49_100), Some(10)));
 }
 
@@ -374,10 +379,16 @@ fn a_sweep_beyond_the_range_stops_at_its_edge_and_halts() {
     breaker(&mut ex, 500, 100, 50);
     ok(&mut ex, limit(2, perp(), "a1", Side::Sell, 52_000, 5));
     ok(&mut ex, limit(2, perp(), "a2", Side::Sell, 53_000, 5));
-    let events = ok(&mut ex, at(limit(1, perp(), "b", Side::Buy, 54_000, 10), 10));
+    let events = ok(
+        &mut ex,
+        at(limit(1, perp(), "b", Side::Buy, 54_000, 10), 10),
+    );
     assert_eq!(traded(&events), vec![(52_000, 5)]);
     let taker = accepted_id(&events);
-    assert_eq!(canceled(&events), vec![(taker, CancelReason::CircuitBreaker)]);
+    assert_eq!(
+        canceled(&events),
+        vec![(taker, CancelReason::CircuitBreaker)]
+    );
     assert!(kinds(&events).contains(&&EventKind::CircuitBreakerTripped {
         instrument: perp(),
         reference: Price(50_000),
@@ -475,7 +486,12 @@ fn an_operator_halt_of_a_tripped_instrument_is_not_resumed_by_tick() {
             ts: Timestamp(3),
         },
     );
-    ok(&mut ex, Command::Tick { ts: Timestamp(1_000) });
+    ok(
+        &mut ex,
+        Command::Tick {
+            ts: Timestamp(1_000),
+        },
+    );
     assert_eq!(status(&ex), InstrumentStatus::Halted);
     ok(
         &mut ex,
@@ -508,7 +524,10 @@ fn the_reference_moves_with_the_window() {
         InstrumentStatus::Halted
     );
     // Next window (reference 52_000, up to 54_600): trades.
-    let events = ok(&mut ex, at(limit(1, perp(), "b2", Side::Buy, 54_000, 1), 105));
+    let events = ok(
+        &mut ex,
+        at(limit(1, perp(), "b2", Side::Buy, 54_000, 1), 105),
+    );
     assert_eq!(traded(&events), vec![(54_000, 1)]);
     assert_eq!(status(&ex), InstrumentStatus::Active);
 }
@@ -707,11 +726,27 @@ fn cancel_after_fires_at_the_deadline_unless_renewed() {
     assert_eq!(canceled(&events), vec![(a, CancelReason::DeadManSwitch)]);
     // Fired once, then disarmed.
     ok(&mut ex, limit(1, perp(), "b", Side::Buy, 49_000, 1));
-    assert!(ok(&mut ex, Command::Tick { ts: Timestamp(1_000) }).is_empty());
+    assert!(
+        ok(
+            &mut ex,
+            Command::Tick {
+                ts: Timestamp(1_000)
+            }
+        )
+        .is_empty()
+    );
     // Disabled with 0.
     ok(&mut ex, cancel_after(10, 1_000));
     ok(&mut ex, cancel_after(0, 1_001));
-    assert!(ok(&mut ex, Command::Tick { ts: Timestamp(2_000) }).is_empty());
+    assert!(
+        ok(
+            &mut ex,
+            Command::Tick {
+                ts: Timestamp(2_000)
+            }
+        )
+        .is_empty()
+    );
     assert_eq!(ex.open_orders(AccountId(1)).len(), 1);
 }
 
@@ -765,7 +800,10 @@ fn mmp_quantity_limit_cancels_the_groups_quotes_and_freezes() {
         &mut ex,
         with(limit(1, call(), "q3", Side::Sell, 2_100, 3), mmp()),
     ));
-    let plain = accepted_id(&ok(&mut ex, limit(1, perp(), "plain", Side::Sell, 50_300, 3)));
+    let plain = accepted_id(&ok(
+        &mut ex,
+        limit(1, perp(), "plain", Side::Sell, 50_300, 3),
+    ));
     // 4 lots traded: under the limit.
     let events = ok(&mut ex, at(market_order(2, perp(), "t1", Side::Buy, 4), 10));
     assert!(
@@ -787,12 +825,18 @@ fn mmp_quantity_limit_cancels_the_groups_quotes_and_freezes() {
     assert!(!gone.iter().any(|(id, _)| *id == plain || *id == q1));
     rejected(
         &mut ex,
-        at(with(limit(1, perp(), "q4", Side::Sell, 50_100, 1), mmp()), 20),
+        at(
+            with(limit(1, perp(), "q4", Side::Sell, 50_100, 1), mmp()),
+            20,
+        ),
         RejectReason::MmpFrozen,
     );
     assert_eq!(RejectReason::MmpFrozen.code(), "mmp_frozen");
     // Orders that are not quotes still go.
-    ok(&mut ex, at(limit(1, perp(), "plain2", Side::Sell, 50_400, 1), 20));
+    ok(
+        &mut ex,
+        at(limit(1, perp(), "plain2", Side::Sell, 50_400, 1), 20),
+    );
     // The freeze ends at 61.
     let events = ok(&mut ex, Command::Tick { ts: Timestamp(61) });
     assert_eq!(
@@ -804,7 +848,10 @@ fn mmp_quantity_limit_cancels_the_groups_quotes_and_freezes() {
     );
     ok(
         &mut ex,
-        at(with(limit(1, perp(), "q4", Side::Sell, 50_100, 1), mmp()), 62),
+        at(
+            with(limit(1, perp(), "q4", Side::Sell, 50_100, 1), mmp()),
+            62,
+        ),
     );
 }
 
@@ -818,13 +865,19 @@ fn mmp_counts_per_interval_and_resets_on_command() {
     );
     ok(&mut ex, at(market_order(2, perp(), "t1", Side::Buy, 4), 10));
     // A new interval (100 after the first fill at 10): the count restarts.
-    let events = ok(&mut ex, at(market_order(2, perp(), "t2", Side::Buy, 4), 110));
+    let events = ok(
+        &mut ex,
+        at(market_order(2, perp(), "t2", Side::Buy, 4), 110),
+    );
     assert!(
         !kinds(&events)
             .iter()
             .any(|k| matches!(k, EventKind::MmpTriggered { .. }))
     );
-    let events = ok(&mut ex, at(market_order(2, perp(), "t3", Side::Buy, 1), 111));
+    let events = ok(
+        &mut ex,
+        at(market_order(2, perp(), "t3", Side::Buy, 1), 111),
+    );
     assert!(kinds(&events).iter().any(|k| matches!(
         k,
         EventKind::MmpTriggered {
@@ -833,10 +886,18 @@ fn mmp_counts_per_interval_and_resets_on_command() {
         }
     )));
     // Frozen until reset: Ticks do not lift it.
-    ok(&mut ex, Command::Tick { ts: Timestamp(10_000) });
+    ok(
+        &mut ex,
+        Command::Tick {
+            ts: Timestamp(10_000),
+        },
+    );
     rejected(
         &mut ex,
-        at(with(limit(1, perp(), "q2", Side::Sell, 50_100, 1), mmp()), 10_001),
+        at(
+            with(limit(1, perp(), "q2", Side::Sell, 50_100, 1), mmp()),
+            10_001,
+        ),
         RejectReason::MmpFrozen,
     );
     ok(
@@ -849,7 +910,10 @@ fn mmp_counts_per_interval_and_resets_on_command() {
     );
     ok(
         &mut ex,
-        at(with(limit(1, perp(), "q2", Side::Sell, 50_100, 1), mmp()), 10_003),
+        at(
+            with(limit(1, perp(), "q2", Side::Sell, 50_100, 1), mmp()),
+            10_003,
+        ),
     );
 }
 
