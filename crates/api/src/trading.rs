@@ -376,7 +376,10 @@ pub fn lots_count(inst: &Instrument, text: &str, pointer: &str) -> Result<u64, A
             invalid(
                 pointer,
                 "quantity_not_on_lot",
-                format!("must be a positive multiple of the lot size {}", inst.lot_size),
+                format!(
+                    "must be a positive multiple of the lot size {}",
+                    inst.lot_size
+                ),
             )
         })
 }

@@ -252,9 +252,7 @@ impl TestApp {
         if let Some(r) = self.running.take() {
             r.shutdown().await;
         }
-        let running = bourse::start(&self.config)
-            .await
-            .expect("server restarts");
+        let running = bourse::start(&self.config).await.expect("server restarts");
         self.base = format!("https://{}", running.public_addr);
         self.admin_base = format!("https://{}", running.admin_addr);
         self.client = client_for(&running.cert_pem, None);

@@ -71,7 +71,11 @@ impl Limits {
             ));
         }
         if self.max_open_orders == Some(0) {
-            return Err(invalid("/max_open_orders", "out_of_range", "must be at least 1"));
+            return Err(invalid(
+                "/max_open_orders",
+                "out_of_range",
+                "must be at least 1",
+            ));
         }
         Ok(OrderLimits {
             price_band_bps: self.price_band_bps,
@@ -252,7 +256,11 @@ pub(crate) async fn run(state: &AppState, command: Command) -> Result<(), ApiErr
     }
 }
 
-fn risk_view(state: &AppState, inst: &Instrument, core: &core::Symbol) -> Result<InstrumentRisk, ApiError> {
+fn risk_view(
+    state: &AppState,
+    inst: &Instrument,
+    core: &core::Symbol,
+) -> Result<InstrumentRisk, ApiError> {
     let v: InstrumentRiskView = state
         .trading
         .engine

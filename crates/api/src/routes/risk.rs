@@ -296,13 +296,21 @@ fn to_core(body: &Mmp) -> Result<MmpConfig, ApiError> {
         ));
     }
     if body.max_quantity == Some(0) {
-        return Err(invalid("/max_quantity", "out_of_range", "must be at least 1"));
+        return Err(invalid(
+            "/max_quantity",
+            "out_of_range",
+            "must be at least 1",
+        ));
     }
     let positive = |text: &Option<String>, pointer: &str| -> Result<Option<i128>, ApiError> {
         text.as_deref()
             .map(|t| match signed_e6(t, pointer, i64::MAX) {
                 Ok(n) if n > 0 => Ok(i128::from(n)),
-                Ok(_) => Err(invalid(pointer, "out_of_range", "must be greater than zero")),
+                Ok(_) => Err(invalid(
+                    pointer,
+                    "out_of_range",
+                    "must be greater than zero",
+                )),
                 Err(e) => Err(e),
             })
             .transpose()
@@ -314,7 +322,9 @@ fn to_core(body: &Mmp) -> Result<MmpConfig, ApiError> {
         max_vega_e6: positive(&body.max_vega, "/max_vega")?,
         freeze_for: body.freeze_ms * NANOS_PER_MS,
     };
-    if config.max_quantity.is_none() && config.max_delta_e6.is_none() && config.max_vega_e6.is_none()
+    if config.max_quantity.is_none()
+        && config.max_delta_e6.is_none()
+        && config.max_vega_e6.is_none()
     {
         return Err(invalid(
             "",

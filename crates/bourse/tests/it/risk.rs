@@ -10,7 +10,9 @@ use serde_json::{Value, json};
 
 use crate::assert_problem;
 use crate::identity::{get, post};
-use crate::trading::{PERP, admin_post, funded_user, limit, market_admin, order, set_prices, user_id};
+use crate::trading::{
+    PERP, admin_post, funded_user, limit, market_admin, order, set_prices, user_id,
+};
 
 async fn admin_put(app: &TestApp, key: &str, path: &str, body: Value) -> reqwest::Response {
     app.client
@@ -66,7 +68,10 @@ async fn limits_and_kill_switches(app: TestApp) {
     // Bad values are field errors, before anything reaches the core.
     for (body, pointer) in [
         (json!({"price_band_bps": 0}), "/price_band_bps"),
-        (json!({"max_order_quantity": "0.0001"}), "/max_order_quantity"),
+        (
+            json!({"max_order_quantity": "0.0001"}),
+            "/max_order_quantity",
+        ),
         (json!({"max_open_orders": 0}), "/max_open_orders"),
         (json!({"max_order_notional": "-5"}), "/max_order_notional"),
     ] {
@@ -124,7 +129,13 @@ async fn limits_and_kill_switches(app: TestApp) {
 
     // A tighter limit for user A only; B is not affected.
     let user_limits = format!("/admin/v1/users/{a_id}/limits/{PERP}");
-    let r = admin_put(&app, &risk, &user_limits, json!({"max_order_quantity": "0.005"})).await;
+    let r = admin_put(
+        &app,
+        &risk,
+        &user_limits,
+        json!({"max_order_quantity": "0.005"}),
+    )
+    .await;
     assert_eq!(r.status(), 204, "{}", r.text().await.unwrap());
     let r = app
         .client
@@ -143,7 +154,10 @@ async fn limits_and_kill_switches(app: TestApp) {
     let b_order = placed(&app, &b.access, limit("sell", "51000", "0.01")).await;
     let mine = json_of(get(&app, "/v1/account/risk", &a.access).await, 200).await;
     assert_eq!(mine["limits"][0]["symbol"], PERP, "{mine}");
-    assert_eq!(mine["limits"][0]["limits"]["max_order_quantity"], "0.005", "{mine}");
+    assert_eq!(
+        mine["limits"][0]["limits"]["max_order_quantity"], "0.005",
+        "{mine}"
+    );
     assert_eq!(mine["kill_switch"], Value::Null, "{mine}");
     let admin_view = json_of(
         app.client
@@ -167,7 +181,13 @@ async fn limits_and_kill_switches(app: TestApp) {
 
     // The exchange-wide kill switch: no new orders, cancels still work.
     let ks = json_of(
-        admin_post(&app, &risk, "/admin/v1/kill-switch", json!({"active": true})).await,
+        admin_post(
+            &app,
+            &risk,
+            "/admin/v1/kill-switch",
+            json!({"active": true}),
+        )
+        .await,
         200,
     )
     .await;
@@ -187,12 +207,24 @@ async fn limits_and_kill_switches(app: TestApp) {
         .unwrap();
     assert_eq!(r.status(), 200, "cancels work under the kill switch");
     json_of(
-        admin_post(&app, &risk, "/admin/v1/kill-switch", json!({"active": false})).await,
+        admin_post(
+            &app,
+            &risk,
+            "/admin/v1/kill-switch",
+            json!({"active": false}),
+        )
+        .await,
         200,
     )
     .await;
     assert_problem(
-        admin_post(&app, &risk, "/admin/v1/kill-switch", json!({"active": false})).await,
+        admin_post(
+            &app,
+            &risk,
+            "/admin/v1/kill-switch",
+            json!({"active": false}),
+        )
+        .await,
         409,
         "kill_switch_unchanged",
     )
@@ -200,7 +232,13 @@ async fn limits_and_kill_switches(app: TestApp) {
 
     // A's own kill switch cancels A's orders and blocks new ones until A lifts it.
     let v = json_of(
-        post(&app, "/v1/account/kill-switch", Some(&a.access), json!({"active": true})).await,
+        post(
+            &app,
+            "/v1/account/kill-switch",
+            Some(&a.access),
+            json!({"active": true}),
+        )
+        .await,
         200,
     )
     .await;
@@ -214,7 +252,13 @@ async fn limits_and_kill_switches(app: TestApp) {
     )
     .await;
     json_of(
-        post(&app, "/v1/account/kill-switch", Some(&a.access), json!({"active": false})).await,
+        post(
+            &app,
+            "/v1/account/kill-switch",
+            Some(&a.access),
+            json!({"active": false}),
+        )
+        .await,
         200,
     )
     .await;
@@ -230,7 +274,13 @@ async fn limits_and_kill_switches(app: TestApp) {
     .await;
     assert_eq!(r.status(), 204, "{}", r.text().await.unwrap());
     assert_problem(
-        post(&app, "/v1/account/kill-switch", Some(&a.access), json!({"active": false})).await,
+        post(
+            &app,
+            "/v1/account/kill-switch",
+            Some(&a.access),
+            json!({"active": false}),
+        )
+        .await,
         403,
         "kill_switch_admin_only",
     )
@@ -275,27 +325,56 @@ async fn dead_man_switch_and_circuit_breaker_fire_on_time_and_survive_a_restart(
     }
     let resting = placed(&app, &a.access, limit("buy", "49000", "0.01")).await;
     let armed = json_of(
-        post(&app, "/v1/orders/cancel-after", Some(&a.access), json!({"timeout_ms": 1000})).await,
+        post(
+            &app,
+            "/v1/orders/cancel-after",
+            Some(&a.access),
+            json!({"timeout_ms": 1000}),
+        )
+        .await,
         200,
     )
     .await;
     assert!(armed["deadline"].is_string(), "{armed}");
-    let o = order_status(&app, &a.access, &resting, "canceled", Duration::from_secs(5)).await;
+    let o = order_status(
+        &app,
+        &a.access,
+        &resting,
+        "canceled",
+        Duration::from_secs(5),
+    )
+    .await;
     assert_eq!(o["cancel_reason"], "dead_man_switch", "{o}");
     let mine = json_of(get(&app, "/v1/account/risk", &a.access).await, 200).await;
-    assert_eq!(mine["cancel_after"], Value::Null, "fired and disarmed: {mine}");
+    assert_eq!(
+        mine["cancel_after"],
+        Value::Null,
+        "fired and disarmed: {mine}"
+    );
     // Renewed in time, it does not fire; 0 disarms it.
     let kept = placed(&app, &a.access, limit("buy", "49000", "0.01")).await;
     for _ in 0..4 {
         json_of(
-            post(&app, "/v1/orders/cancel-after", Some(&a.access), json!({"timeout_ms": 1000})).await,
+            post(
+                &app,
+                "/v1/orders/cancel-after",
+                Some(&a.access),
+                json!({"timeout_ms": 1000}),
+            )
+            .await,
             200,
         )
         .await;
         tokio::time::sleep(Duration::from_millis(400)).await;
     }
     let off = json_of(
-        post(&app, "/v1/orders/cancel-after", Some(&a.access), json!({"timeout_ms": 0})).await,
+        post(
+            &app,
+            "/v1/orders/cancel-after",
+            Some(&a.access),
+            json!({"timeout_ms": 0}),
+        )
+        .await,
         200,
     )
     .await;
@@ -350,13 +429,23 @@ async fn dead_man_switch_and_circuit_breaker_fire_on_time_and_survive_a_restart(
         if r.status() == 201 {
             break;
         }
-        assert!(Instant::now() < deadline, "not resumed: {}", r.text().await.unwrap());
+        assert!(
+            Instant::now() < deadline,
+            "not resumed: {}",
+            r.text().await.unwrap()
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 
     // Settings are journaled: after a restart the core has them again.
     json_of(
-        post(&app, "/v1/account/kill-switch", Some(&a.access), json!({"active": true})).await,
+        post(
+            &app,
+            "/v1/account/kill-switch",
+            Some(&a.access),
+            json!({"active": true}),
+        )
+        .await,
         200,
     )
     .await;
@@ -391,7 +480,12 @@ async fn market_maker_protection_cancels_the_groups_quotes_and_freezes_until_res
     };
 
     // Without a group and a config, an MMP quote is refused.
-    assert_problem(order(&app, &mm.access, quote("sell", "50100")).await, 409, "mmp_not_configured").await;
+    assert_problem(
+        order(&app, &mm.access, quote("sell", "50100")).await,
+        409,
+        "mmp_not_configured",
+    )
+    .await;
     let v = json_of(
         admin_put(
             &app,
@@ -450,12 +544,23 @@ async fn market_maker_protection_cancels_the_groups_quotes_and_freezes_until_res
     }
     // An order that is not a quote stays, and new quotes are refused until a reset.
     order_status(&app, &mm.access, &plain, "new", Duration::ZERO).await;
-    assert_problem(order(&app, &mm.access, quote("sell", "50300")).await, 409, "mmp_frozen").await;
+    assert_problem(
+        order(&app, &mm.access, quote("sell", "50300")).await,
+        409,
+        "mmp_frozen",
+    )
+    .await;
     let v = json_of(get(&app, "/v1/account/risk", &mm.access).await, 200).await;
     assert_eq!(v["mmp"][0]["frozen"], true, "{v}");
     assert_eq!(v["mmp"][0]["frozen_until"], Value::Null, "{v}");
     let v = json_of(
-        post(&app, "/v1/account/mmp/BTC/reset", Some(&mm.access), json!({})).await,
+        post(
+            &app,
+            "/v1/account/mmp/BTC/reset",
+            Some(&mm.access),
+            json!({}),
+        )
+        .await,
         200,
     )
     .await;
