@@ -110,6 +110,7 @@ pub struct Surveillance {
     cfg: SurveillanceConfig,
     now: u64,
     next_sweep: u64,
+    sweeps: u64,
     owners: FxHashMap<AccountId, UserId>,
     accounts: FxHashMap<AccountId, AccountState>,
     instruments: FxHashMap<InstrumentId, InstrumentState>,
@@ -174,6 +175,7 @@ impl Surveillance {
             cfg: config,
             now: 0,
             next_sweep: 0,
+            sweeps: 0,
             owners: FxHashMap::default(),
             accounts: FxHashMap::default(),
             instruments: FxHashMap::default(),
@@ -319,8 +321,11 @@ impl Surveillance {
     }
 
     /// Drops state that has been idle longer than its eviction time, and expired
-    /// cool-downs.
+    /// cool-downs. Users and shared identifiers, whose horizons are days, are swept
+    /// every tenth time only.
     fn sweep(&mut self) {
+        self.sweeps += 1;
+        let slow = self.sweeps % 10 == 1;
         let now = self.now;
         let account_horizon = now.saturating_sub(secs(self.cfg.account_idle_evict_secs));
         let user_horizon = now.saturating_sub(secs(self.cfg.user_idle_evict_secs));
@@ -333,9 +338,11 @@ impl Surveillance {
         self.accounts.retain(|_, a| a.last_ts >= account_horizon);
         self.momentum.retain(|_, m| m.last_ts >= momentum_horizon);
         self.pairs.retain(|_, p| p.last_ts >= wash_horizon);
-        self.users.retain(|_, u| u.last_ts >= user_horizon);
-        self.shared.retain(|_, s| s.retain_fresh(link_horizon));
         self.cooldowns.retain(|_, until| *until > now);
+        if slow {
+            self.users.retain(|_, u| u.last_ts >= user_horizon);
+            self.shared.retain(|_, s| s.retain_fresh(link_horizon));
+        }
     }
 
     /// Whether `rule` may fire for `subject` now; if so, starts its cool-down.

@@ -203,6 +203,8 @@ const ROUTE_WEIGHTS: [u32; 16] = [220, 90, 60, 80, 60, 200, 100, 40, 40, 15, 6, 
 struct GenUser {
     id: u128,
     ip_hi: [u8; 2],
+    /// The low half of the current home address: renewed now and then (DHCP).
+    ip_lo: [u8; 2],
     devices: Vec<Option<u64>>,
     country: &'static str,
     client: Option<u64>,
@@ -243,6 +245,7 @@ pub fn benign_stream(seed: u64, ops: usize) -> Vec<Observation<'static>> {
             GenUser {
                 id: 0x1000_0000 + i as u128,
                 ip_hi: [rng.range(20, 220) as u8, rng.range(0, 255) as u8],
+                ip_lo: [rng.below(256) as u8, rng.range(1, 254) as u8],
                 devices,
                 country: countries[rng.below(countries.len() as u64) as usize],
                 client: rng.chance(0.08).then(|| *rng.pick(&popular_clients)),
@@ -269,17 +272,12 @@ pub fn benign_stream(seed: u64, ops: usize) -> Vec<Observation<'static>> {
         let x = rng.below(total_weight);
         cumulative.partition_point(|&c| c <= x)
     };
-    // The user's IP: the home /16 with DHCP-varied low bits (households keep theirs).
-    let user_ip = |rng: &mut Rng, u: &GenUser, i: usize| -> IpAddr {
+    // The user's IP: the current home address (households share theirs).
+    let user_ip = |u: &GenUser, i: usize| -> IpAddr {
         if (50..62).contains(&i) {
             v4(u.ip_hi[0], u.ip_hi[1], 7, 7)
         } else {
-            v4(
-                u.ip_hi[0],
-                u.ip_hi[1],
-                rng.below(256) as u8,
-                rng.range(1, 254) as u8,
-            )
+            v4(u.ip_hi[0], u.ip_hi[1], u.ip_lo[0], u.ip_lo[1])
         }
     };
 
@@ -306,7 +304,7 @@ pub fn benign_stream(seed: u64, ops: usize) -> Vec<Observation<'static>> {
     for (i, u) in users.iter().enumerate() {
         for &d in &u.devices {
             ts += rng.range(1, 2000) * MS;
-            let ip = user_ip(&mut rng, u, i);
+            let ip = user_ip(u, i);
             out.push(Observation::Login {
                 ts_ns: ts,
                 user: UserId(u.id),
@@ -485,7 +483,7 @@ pub fn benign_stream(seed: u64, ops: usize) -> Vec<Observation<'static>> {
             // A human's page load: a burst of one to four requests.
             let i = pick_user(&mut rng);
             let n = rng.range(1, 4);
-            let ip = user_ip(&mut rng, &users[i], i);
+            let ip = user_ip(&users[i], i);
             let device = users[i].devices[0];
             let device = device.map(DeviceId);
             let mut t = ts;
@@ -512,8 +510,12 @@ pub fn benign_stream(seed: u64, ops: usize) -> Vec<Observation<'static>> {
         } else if roll < 0.993 {
             // A login from home, sometimes a mistyped password or code first.
             let i = pick_user(&mut rng);
+            if rng.chance(0.05) {
+                // The ISP handed out a new address in the same range.
+                users[i].ip_lo = [rng.below(256) as u8, rng.range(1, 254) as u8];
+            }
             let u = &users[i];
-            let ip = user_ip(&mut rng, u, i);
+            let ip = user_ip(u, i);
             let device = rng.pick(&u.devices).map(DeviceId);
             if rng.chance(0.1) {
                 out.push(Observation::Login {
