@@ -48,6 +48,7 @@ mod login_throttle;
 mod mfa_challenges;
 mod postgres;
 mod purge;
+mod risk_alerts;
 mod row;
 mod seed;
 #[doc(hidden)]
@@ -72,6 +73,7 @@ pub use idempotency::IdempotencyStart;
 pub use login_throttle::{BackoffPolicy, LoginThrottle};
 pub use mfa_challenges::MfaChallenge;
 pub use purge::Purged;
+pub use risk_alerts::{RiskAlertQuery, RiskAlertRecord};
 pub use sessions::{MAX_USER_AGENT_CHARS, RotateOutcome, SessionRecord};
 pub use signing_keys::SigningKeyRecord;
 pub use totp::{TotpFailure, TotpRecord};
