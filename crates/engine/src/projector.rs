@@ -70,6 +70,7 @@ pub fn balance_reason_str(reason: BalanceReason) -> &'static str {
         BalanceReason::Fee => "fee",
         BalanceReason::Funding => "funding",
         BalanceReason::Settlement => "settlement",
+        BalanceReason::InsuranceFund => "insurance_fund",
     }
 }
 
@@ -90,6 +91,8 @@ pub fn project(seq: u64, record: &Record, events: &[Event], ops: &mut Vec<ReadOp
         _ => None,
     };
     let mut trade_ref: Option<String> = None;
+    // The liquidation being projected, for the insurance fund's cover.
+    let mut liquidation_ref: Option<String> = None;
     let mut trade_fills = 0usize;
     for (index, event) in events.iter().enumerate() {
         let ts_us = micros(event.ts);
@@ -111,7 +114,13 @@ pub fn project(seq: u64, record: &Record, events: &[Event], ops: &mut Vec<ReadOp
                         stp_str(o.self_trade_prevention),
                         o.kind,
                     ),
-                    _ => ("gtc", false, "cancel_taker", OrderKind::Market),
+                    // The exchange's own orders (liquidation): IOC limits.
+                    _ => (
+                        "ioc",
+                        false,
+                        "cancel_taker",
+                        price.map_or(OrderKind::Market, |price| OrderKind::Limit { price }),
+                    ),
                 };
                 ops.push(ReadOp::InsertOrder(OrderRow {
                     order_id: id(order_id.0),
@@ -245,7 +254,11 @@ pub fn project(seq: u64, record: &Record, events: &[Event], ops: &mut Vec<ReadOp
                 delta_micros: delta.to_string(),
                 balance_micros: balance.to_string(),
                 reason: balance_reason_str(*reason).into(),
-                ref_id: trade_ref.clone().or_else(|| command_ref.clone()),
+                ref_id: match reason {
+                    BalanceReason::InsuranceFund => liquidation_ref.clone(),
+                    _ => trade_ref.clone(),
+                }
+                .or_else(|| command_ref.clone()),
                 ts_us,
             })),
             EventKind::PositionChanged {
@@ -300,7 +313,23 @@ pub fn project(seq: u64, record: &Record, events: &[Event], ops: &mut Vec<ReadOp
             | EventKind::MmpConfigSet { .. }
             | EventKind::MmpTriggered { .. }
             | EventKind::MmpReset { .. }
-            | EventKind::GreeksSet { .. } => {}
+            | EventKind::GreeksSet { .. }
+            | EventKind::InsuranceFundSet { .. }
+            | EventKind::InsuranceFundDeficit { .. } => {}
+            // A liquidation's orders, fills, balances and positions come as the
+            // usual events; these only set what its balance changes refer to.
+            EventKind::LiquidationStarted { .. } => {
+                let r = format!("liquidation:{}", event_id(seq, index));
+                trade_ref = Some(r.clone());
+                liquidation_ref = Some(r);
+            }
+            EventKind::PositionTakenOver { .. } => {
+                trade_ref = Some(format!("takeover:{}", event_id(seq, index)));
+            }
+            EventKind::LiquidationFinished { .. } => {
+                trade_ref = None;
+                liquidation_ref = None;
+            }
         }
     }
 }

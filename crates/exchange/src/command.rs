@@ -333,6 +333,15 @@ pub enum Command {
         /// The caller's time.
         ts: Timestamp,
     },
+    /// Name (`Some`) or remove (`None`) the insurance fund account, which turns
+    /// liquidation on or off (docs/risk.md, "Liquidation"). The fund is an ordinary
+    /// account that already exists (a deposit creates it), never the fee account.
+    SetInsuranceFund {
+        /// The fund's account; `None`: no fund, no liquidation.
+        account: Option<AccountId>,
+        /// The caller's time.
+        ts: Timestamp,
+    },
 }
 
 impl Command {
@@ -367,7 +376,8 @@ impl Command {
             | Command::SetInstrumentGroup { ts, .. }
             | Command::SetMmpConfig { ts, .. }
             | Command::ResetMmp { ts, .. }
-            | Command::SetGreeks { ts, .. } => *ts,
+            | Command::SetGreeks { ts, .. }
+            | Command::SetInsuranceFund { ts, .. } => *ts,
         }
     }
 }

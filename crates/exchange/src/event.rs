@@ -48,6 +48,9 @@ pub enum BalanceReason {
     Funding,
     /// Cash settlement at expiry.
     Settlement,
+    /// The insurance fund covered a liquidated account's negative cash (the fund
+    /// pays, the account receives).
+    InsuranceFund,
 }
 
 /// Why an order (or its rest) was canceled.
@@ -78,6 +81,8 @@ pub enum CancelReason {
     Mmp,
     /// The order would have traded beyond the circuit breaker's range.
     CircuitBreaker,
+    /// The account was liquidated (its equity fell below maintenance margin).
+    Liquidation,
 }
 
 impl CancelReason {
@@ -96,6 +101,7 @@ impl CancelReason {
             CancelReason::DeadManSwitch => "dead_man_switch",
             CancelReason::Mmp => "mmp",
             CancelReason::CircuitBreaker => "circuit_breaker",
+            CancelReason::Liquidation => "liquidation",
         }
     }
 }
@@ -577,5 +583,60 @@ pub enum EventKind {
         delta_e6: i64,
         /// Vega per lot, 10^-6.
         vega_e6: i64,
+    },
+    /// The insurance fund account was named (`Some`) or removed (`None`):
+    /// liquidation is on exactly while a fund is named.
+    InsuranceFundSet {
+        /// The fund's account.
+        account: Option<AccountId>,
+    },
+    /// An account's equity fell below its maintenance margin: it is being
+    /// liquidated. Its orders are canceled (`OrderCanceled { reason: liquidation }`),
+    /// each position is closed by an IOC order against the book (the usual order
+    /// events), what the book does not absorb is taken over by the insurance fund
+    /// (`PositionTakenOver`), negative cash is covered by the fund
+    /// (`BalanceChanged { reason: insurance_fund }`), and `LiquidationFinished`
+    /// ends it.
+    LiquidationStarted {
+        /// Whose.
+        account: AccountId,
+        /// Its equity at the marks, micro-units (rounded down).
+        equity: Money,
+        /// Its maintenance margin, micro-units (rounded up).
+        maintenance: Money,
+    },
+    /// The insurance fund took over (part of) a liquidated position at the
+    /// bankruptcy price; `PositionChanged` events for both accounts follow, and
+    /// `BalanceChanged` events for the realised PnL (linear) or premium (options).
+    PositionTakenOver {
+        /// The liquidated account.
+        from: AccountId,
+        /// The insurance fund.
+        to: AccountId,
+        /// Which instrument.
+        instrument: Symbol,
+        /// The size taken over, lots, signed as `from`'s position was (the fund's
+        /// position changes by this much).
+        size: i128,
+        /// The bankruptcy price, ticks.
+        price: Price,
+    },
+    /// A liquidation ended: the account has no position left.
+    LiquidationFinished {
+        /// Whose.
+        account: AccountId,
+        /// Its equity (= cash) afterwards, micro-units: never negative.
+        equity: Money,
+        /// What the insurance fund paid to bring its cash up to zero.
+        covered: Money,
+    },
+    /// After a liquidation the insurance fund's own equity is negative: the loss
+    /// is not covered by anyone (socialised loss / auto-deleveraging is not
+    /// implemented; operators must recapitalise the fund).
+    InsuranceFundDeficit {
+        /// The fund.
+        account: AccountId,
+        /// Its equity at the marks, micro-units (rounded down), negative.
+        equity: Money,
     },
 }

@@ -444,7 +444,22 @@ impl Exchange {
                 vega_e6,
                 ..
             } => self.set_greeks(instrument, *delta_e6, *vega_e6, ts, out),
+            Command::SetInsuranceFund { account, .. } => self.set_insurance_fund(*account, ts, out),
         };
+        if result.is_ok()
+            && self.risk.insurance_fund.is_some()
+            && matches!(
+                command,
+                Command::SetMarkPrice { .. }
+                    | Command::SetIndexPrice { .. }
+                    | Command::ApplyFunding { .. }
+                    | Command::SettleExpiry { .. }
+            )
+        {
+            // Only these commands move equity or maintenance margin without an
+            // order of the account (docs/risk.md, "Liquidation").
+            self.liquidate_under_maintenance(ts, out);
+        }
         if let Err(reason) = result {
             // Every handler checks before it changes anything, so nothing was
             // emitted either; drop anything that was, to be safe.
@@ -470,6 +485,7 @@ impl Exchange {
                 | Command::CancelAfter { account, .. }
                 | Command::SetMmpConfig { account, .. }
                 | Command::ResetMmp { account, .. } => (Some(*account), None, None),
+                Command::SetInsuranceFund { account, .. } => (*account, None, None),
                 _ => (None, None, None),
             };
             out.push(Event {
@@ -685,7 +701,7 @@ impl Exchange {
 
     /// Adds `delta` to a balance and records it. Callers guarantee the result stays
     /// within the documented bounds.
-    fn credit(
+    pub(crate) fn credit(
         &mut self,
         account: AccountId,
         asset: &Asset,
@@ -1111,6 +1127,56 @@ impl Exchange {
             self.process_mmp_fills(ts, out);
         }
         Ok(())
+    }
+
+    /// Sends the exchange's own IOC limit order for `account` to the book and
+    /// absorbs its events like any taker's (used by liquidation): no pre-trade
+    /// check, limit, kill switch or MMP freeze applies. Does nothing if the book
+    /// refuses it.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn submit_internal_ioc(
+        &mut self,
+        account: AccountId,
+        idx: usize,
+        side: Side,
+        qty: u64,
+        limit: Price,
+        client_order_id: ClientOrderId,
+        ts: Timestamp,
+        out: &mut Vec<Event>,
+    ) {
+        let order_id = OrderId(self.next_order_id);
+        let new_order = NewOrder {
+            id: order_id,
+            account,
+            side,
+            order_type: OrderType::Limit(limit),
+            quantity: Quantity(qty),
+            time_in_force: TimeInForce::Ioc,
+            post_only: false,
+            self_trade_prevention: matching::SelfTradePrevention::CancelTaker,
+        };
+        let mut book_events = std::mem::take(&mut self.book_events);
+        book_events.clear();
+        self.instruments[idx]
+            .book
+            .submit(&new_order, &mut book_events);
+        if !matches!(book_events.first(), Some(matching::Event::Rejected { .. })) {
+            self.next_order_id += 1;
+            let pending = PendingOrder {
+                id: order_id,
+                client_order_id,
+                reduce_only: true,
+                price: Some(limit),
+                mmp: false,
+            };
+            self.absorb(idx, &book_events, Some(&pending), None, ts, out);
+        }
+        book_events.clear();
+        self.book_events = book_events;
+        if !self.mmp_fills.is_empty() {
+            self.process_mmp_fills(ts, out);
+        }
     }
 
     /// The pre-trade margin check. Equity is linear and initial margin convex in how
@@ -1642,7 +1708,7 @@ impl Exchange {
 
     /// Shrinks or cancels an account's reduce-only orders on one instrument so that
     /// together they can at most close the position, oldest first kept.
-    fn cap_reduce_only(
+    pub(crate) fn cap_reduce_only(
         &mut self,
         idx: usize,
         account: AccountId,

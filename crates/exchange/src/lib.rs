@@ -92,6 +92,7 @@ pub mod command;
 pub mod event;
 mod exchange;
 mod hash;
+mod liquidation;
 pub mod margin;
 mod query;
 pub mod risk;

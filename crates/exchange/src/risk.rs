@@ -1,5 +1,6 @@
 //! Risk and market-integrity configuration and state: pre-trade limits, circuit
-//! breakers, kill switches, the dead man's switch and market-maker protection.
+//! breakers, kill switches, the dead man's switch, market-maker protection and the
+//! insurance fund that liquidation uses.
 //!
 //! Everything here is data set by commands and read by [`crate::Exchange::apply`];
 //! nothing reads a clock. Durations are in the unit of [`Timestamp`] (the engine uses
@@ -266,6 +267,8 @@ pub(crate) struct RiskState {
     pub(crate) cancel_after_due: BTreeSet<(Timestamp, AccountId)>,
     /// MMP per (account, group).
     pub(crate) mmp: BTreeMap<(AccountId, Asset), MmpState>,
+    /// The insurance fund account; liquidation runs only while one is named.
+    pub(crate) insurance_fund: Option<AccountId>,
 }
 
 impl RiskState {

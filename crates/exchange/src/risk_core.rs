@@ -538,7 +538,7 @@ impl Exchange {
     }
 
     /// Cancels every open order of the account, instrument by instrument.
-    fn cancel_everything(
+    pub(crate) fn cancel_everything(
         &mut self,
         account: AccountId,
         reason: CancelReason,
@@ -1017,5 +1017,10 @@ pub(crate) fn hash_risk_state(h: &mut Fnv1a, r: &RiskState) {
                 h.u64(t.0);
             }
         }
+    }
+    // Last, and only when set, so that every other risk state hashes as before.
+    if let Some(fund) = r.insurance_fund {
+        h.str("insurance_fund");
+        h.u64(fund.0);
     }
 }

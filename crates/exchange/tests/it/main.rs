@@ -1,6 +1,7 @@
 //! Integration tests of the exchange core: one binary, a module per area.
 
 mod fixture;
+mod liquidation;
 mod options;
 mod orders;
 mod properties;

@@ -244,3 +244,128 @@ fn a_mid_stream_snapshot_continues_identically() {
         assert_eq!(restored.state_hash(), whole.state_hash());
     }
 }
+
+/// Liquidations (docs/risk.md, "Liquidation"): a long closed against the book, a
+/// short partly taken over by the fund with its cash covered, a liquidation by
+/// funding, a short option, then a gap that leaves the fund in deficit.
+fn liquidation_script() -> Vec<Command> {
+    let deposit = |a, units: Money| Command::Deposit {
+        account: AccountId(a),
+        asset: usdc(),
+        amount: units * USDC,
+        ts: ts(1),
+    };
+    let mark = |instrument, price, t| Command::SetMarkPrice {
+        instrument,
+        price: Price(price),
+        ts: ts(t),
+    };
+    let mut c = vec![
+        deposit(1, 600),
+        deposit(2, 600),
+        deposit(3, 1_000),
+        deposit(4, 10_000_000),
+        deposit(5, 10_000_000),
+        deposit(9, 1_000),
+        Command::SetInsuranceFund {
+            account: Some(AccountId(9)),
+            ts: ts(1),
+        },
+    ];
+    // 1 long 10 perps, 2 short 10 perps, 3 short 10 calls; 4 and 5 the other side.
+    c.push(limit(1, perp(), "1b", Side::Buy, 50_000, 10));
+    c.push(limit(4, perp(), "4s", Side::Sell, 50_000, 10));
+    c.push(limit(5, perp(), "5b", Side::Buy, 50_000, 10));
+    c.push(limit(2, perp(), "2s", Side::Sell, 50_000, 10));
+    c.push(limit(4, call(), "4cb", Side::Buy, 2_000, 10));
+    c.push(limit(3, call(), "3cs", Side::Sell, 2_000, 10));
+    c.push(limit(1, perp(), "1ask", Side::Sell, 53_000, 2));
+    // Bids for 1's liquidation; asks that absorb part of 2's.
+    c.push(limit(4, perp(), "4b", Side::Buy, 45_000, 10));
+    c.push(mark(perp(), 45_000, 3));
+    // At 2's bankruptcy price (50_000 + 597.5 / 0.1): the taker fee leaves it
+    // negative, and the fund covers it.
+    c.push(limit(5, perp(), "5a", Side::Sell, 55_975, 4));
+    c.push(mark(perp(), 50_000, 4));
+    c.push(mark(perp(), 55_000, 5));
+    // The option: index up, then the mark.
+    c.push(limit(5, call(), "5ca", Side::Sell, 4_300, 5));
+    c.push(Command::SetIndexPrice {
+        instrument: call(),
+        price: Price(52_000),
+        ts: ts(6),
+    });
+    c.push(mark(call(), 4_200, 7));
+    // Funding on the fund's perp position, then a gap the thin fund cannot cover.
+    c.push(Command::ApplyFunding {
+        instrument: perp(),
+        rate_ppb: 5_000_000,
+        ts: ts(8),
+    });
+    c.push(deposit(6, 1_700));
+    c.push(limit(6, perp(), "6b", Side::Buy, 55_000, 30));
+    c.push(limit(4, perp(), "4s2", Side::Sell, 55_000, 30));
+    c.push(mark(perp(), 40_000, 9));
+    c.push(Command::SetInsuranceFund {
+        account: None,
+        ts: ts(10),
+    });
+    c.push(mark(perp(), 30_000, 11));
+    c
+}
+
+#[test]
+fn the_liquidation_script_liquidates() {
+    let mut ex = market();
+    let events: Vec<Event> = run(&mut ex, &liquidation_script())
+        .into_iter()
+        .flatten()
+        .collect();
+    let count = |f: fn(&EventKind) -> bool| events.iter().filter(|e| f(&e.kind)).count();
+    assert!(count(|k| matches!(k, EventKind::LiquidationStarted { .. })) >= 4);
+    assert!(count(|k| matches!(k, EventKind::PositionTakenOver { .. })) >= 2);
+    assert!(count(|k| matches!(k, EventKind::InsuranceFundDeficit { .. })) >= 1);
+    assert!(
+        count(|k| matches!(
+            k,
+            EventKind::LiquidationFinished { covered, .. } if *covered > 0
+        )) >= 1
+    );
+    assert!(
+        count(|k| matches!(
+            k,
+            EventKind::OrderCanceled {
+                reason: CancelReason::Liquidation,
+                ..
+            }
+        )) >= 1
+    );
+}
+
+#[test]
+fn replay_reproduces_every_liquidation() {
+    let commands = liquidation_script();
+    let mut first = market();
+    let events = run(&mut first, &commands);
+    let mut second = market();
+    assert_eq!(run(&mut second, &commands), events);
+    assert_eq!(first.state_hash(), second.state_hash());
+}
+
+#[cfg(feature = "serde")]
+#[test]
+fn a_snapshot_between_liquidations_continues_identically() {
+    let commands = liquidation_script();
+    let mut whole = market();
+    let events = run(&mut whole, &commands);
+    for cut in 1..commands.len() {
+        let mut ex = market();
+        run(&mut ex, &commands[..cut]);
+        let bytes = ex.snapshot();
+        let mut restored = Exchange::restore(&bytes).unwrap();
+        assert_eq!(restored.snapshot(), bytes, "snapshot round trip at {cut}");
+        let rest = run(&mut restored, &commands[cut..]);
+        assert_eq!(rest, events[cut..], "events after a restore at {cut}");
+        assert_eq!(restored.state_hash(), whole.state_hash());
+    }
+}

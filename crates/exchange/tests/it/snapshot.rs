@@ -336,9 +336,10 @@ fn variant(cmd: &Command) -> usize {
         Command::SetMmpConfig { .. } => 27,
         Command::ResetMmp { .. } => 28,
         Command::SetGreeks { .. } => 29,
+        Command::SetInsuranceFund { .. } => 30,
     }
 }
-const VARIANTS: usize = 30;
+const VARIANTS: usize = 31;
 
 fn every_command() -> Vec<Command> {
     let ts = Timestamp(u64::MAX);
@@ -583,6 +584,11 @@ fn every_command() -> Vec<Command> {
             vega_e6: i64::MAX,
             ts,
         },
+        Command::SetInsuranceFund {
+            account: Some(AccountId(u64::MAX)),
+            ts,
+        },
+        Command::SetInsuranceFund { account: None, ts },
     ]);
     commands
 }
