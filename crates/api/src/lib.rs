@@ -290,6 +290,7 @@ fn admin_parts() -> (Router<AppState>, utoipa::openapi::OpenApi) {
             routes::admin_risk::remove_user_limits
         ))
         .routes(routes!(routes::admin_risk::get_user_risk))
+        .routes(routes!(routes::admin_risk::set_insurance_fund))
         .split_for_parts();
     (router, openapi_gateway::with_gateway_answers(api))
 }

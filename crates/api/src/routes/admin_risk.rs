@@ -826,3 +826,54 @@ pub async fn get_user_risk(
     let account = user_account(&state, &id).await?;
     Ok(Json(super::risk::account_risk(&state, account)?))
 }
+
+/// The insurance fund: the account that takes over what a liquidation's order could
+/// not close, at the bankruptcy price, and covers a liquidated account's negative cash.
+#[derive(Debug, Deserialize, Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct InsuranceFund {
+    /// The user whose trading account is the fund (it must have received a deposit);
+    /// `null` names none, which turns liquidation off.
+    pub user_id: Option<String>,
+}
+
+/// Name the insurance fund (scope `risk:write`). Liquidation runs only while a fund is
+/// named; see docs/risk.md, "Liquidation".
+#[utoipa::path(
+    put, path = "/admin/v1/insurance-fund", tag = "admin-risk", operation_id = "setInsuranceFund",
+    security(("admin_key" = ["risk:write"])),
+    request_body(content = InsuranceFund, content_type = "application/json"),
+    responses(
+        (status = 204, description = "Set."),
+        (status = 400, description = "Invalid fields (`validation_failed`).", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "No, unknown, revoked or expired key.", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "The key lacks `risk:write` (`insufficient_scope`).", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such user.", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "The user has no trading account yet (`unknown_account`).", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "The engine queue is full (`overloaded`) or the engine is unavailable.", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+pub async fn set_insurance_fund(
+    State(state): State<AppState>,
+    caller: AdminCaller<RiskWrite>,
+    ApiJson(body): ApiJson<InsuranceFund>,
+) -> Result<StatusCode, ApiError> {
+    crate::audit::action(
+        "admin.risk_insurance_fund",
+        serde_json::json!({ "user_id": body.user_id.as_deref().map(crate::audit::short) }),
+    );
+    let account = match body.user_id.as_deref() {
+        Some(id) => Some(user_account(&state, id).await?),
+        None => None,
+    };
+    run(
+        &state,
+        Command::SetInsuranceFund {
+            account,
+            ts: trading::now_ts(),
+        },
+    )
+    .await?;
+    tracing::warn!(admin_key = %caller.key_id, user_id = ?body.user_id, "insurance fund set");
+    Ok(StatusCode::NO_CONTENT)
+}

@@ -568,3 +568,91 @@ async fn market_maker_protection_cancels_the_groups_quotes_and_freezes_until_res
     placed(&app, &mm.access, quote("sell", "50300")).await;
     app.shutdown().await;
 }
+
+/// The size of `who`'s BTC-PERP position, "0" when flat, once the read model has it.
+async fn perp_size(app: &TestApp, token: &str) -> String {
+    let v = json_of(get(app, "/v1/positions", token).await, 200).await;
+    v["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["symbol"] == PERP)
+        .map_or_else(
+            || "0".to_owned(),
+            |p| p["size"].as_str().unwrap().to_owned(),
+        )
+}
+
+async fn liquidation_closes_against_the_book_and_the_fund_takes_the_rest(app: TestApp) {
+    let key = market_admin(&app).await;
+    set_prices(&app, &key).await;
+    let risk = app.admin_key(&["risk:write", "risk:read"]).await;
+    let fund = funded_user(&app, &key, "1000000").await;
+    let trader = funded_user(&app, &key, "1000").await;
+    let maker = funded_user(&app, &key, "1000000").await;
+    let fund_id = user_id(&app, &fund.access).await;
+
+    // Without `risk:write` nobody names the fund; a user without an account cannot be it.
+    let r = app
+        .client
+        .put(app.admin_url("/admin/v1/insurance-fund"))
+        .bearer_auth(&key)
+        .json(&json!({"user_id": fund_id}))
+        .send()
+        .await
+        .unwrap();
+    assert_problem(r, 403, "insufficient_scope").await;
+    let r = admin_put(
+        &app,
+        &risk,
+        "/admin/v1/insurance-fund",
+        json!({"user_id": fund_id}),
+    )
+    .await;
+    assert_eq!(r.status(), 204, "{}", r.text().await.unwrap());
+
+    // The trader goes long 0.1 BTC at 50 000 with 1 000 USDC of collateral.
+    placed(&app, &maker.access, limit("sell", "50000", "0.1")).await;
+    placed(&app, &trader.access, limit("buy", "50000", "0.1")).await;
+    let resting = placed(&app, &trader.access, limit("buy", "30000", "0.01")).await;
+    assert_eq!(perp_size(&app, &trader.access).await, "0.1");
+    // Bids for half of it at 41 000.
+    placed(&app, &maker.access, limit("buy", "41000", "0.05")).await;
+
+    // The mark falls to 41 000: equity ≈ 100 USDC, maintenance 205: liquidated.
+    let r = admin_post(
+        &app,
+        &key,
+        &format!("/admin/v1/instruments/{PERP}/prices"),
+        json!({"mark": "41000"}),
+    )
+    .await;
+    assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
+    let o = order_status(
+        &app,
+        &trader.access,
+        &resting,
+        "canceled",
+        Duration::from_secs(5),
+    )
+    .await;
+    assert_eq!(o["cancel_reason"], "liquidation", "{o}");
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while perp_size(&app, &trader.access).await != "0" {
+        assert!(
+            Instant::now() < deadline,
+            "the trader's position is not closed"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // The book took 0.05 (the maker is now long 0.05 besides its 0.1 short)…
+    assert_eq!(perp_size(&app, &maker.access).await, "-0.05");
+    // …and the fund took over the other 0.05.
+    assert_eq!(perp_size(&app, &fund.access).await, "0.05");
+    // The trader's equity never goes below zero.
+    let acct = json_of(get(&app, "/v1/account", &trader.access).await, 200).await;
+    let equity = acct["equity"].as_str().unwrap();
+    assert!(!equity.starts_with('-'), "{acct}");
+    app.shutdown().await;
+}
+both!(liquidation_closes_against_the_book_and_the_fund_takes_the_rest);
