@@ -26,6 +26,9 @@ logs="${CARGO_TARGET_DIR:-$root/target}/test-logs"
 rm -rf "$logs"
 cargo test --workspace --locked
 
+step "cargo fuzz: each target briefly from the committed corpus (docs/security.md for long runs)"
+FUZZ_SECONDS="${FUZZ_SECONDS:-30}" scripts/fuzz.sh
+
 step "log scan for planted secrets"
 scripts/scan-logs.sh "$logs"
 
