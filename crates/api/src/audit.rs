@@ -246,11 +246,12 @@ impl Writer {
         store: Store,
         chain_id: String,
         capacity: usize,
+        tee: Option<Tee>,
     ) -> Result<(Self, Tap), bourse_store::StoreError> {
         let head = store.audit_chain_head(&chain_id).await?;
         let (tx, rx) = mpsc::channel(capacity.max(1));
         let closing = Arc::new(AtomicBool::new(false));
-        let task = tokio::spawn(write_loop(store, chain_id, head, rx, closing.clone()));
+        let task = tokio::spawn(write_loop(store, chain_id, head, rx, closing.clone(), tee));
         let tap = Tap {
             listener: "public",
             tx: Some(tx.clone()),
@@ -278,12 +279,31 @@ impl Writer {
     }
 }
 
+/// A copy of every record for another consumer (surveillance), sent with `try_send`:
+/// when it is behind, records are counted in `dropped` instead of slowing requests.
+#[derive(Debug, Clone)]
+pub struct Tee {
+    /// Where the copies go.
+    pub tx: mpsc::Sender<AuditEntry>,
+    /// Copies the consumer was too far behind to take.
+    pub dropped: Arc<std::sync::atomic::AtomicU64>,
+}
+
+impl Tee {
+    fn send(&self, e: &AuditEntry) {
+        if self.tx.try_send(e.clone()).is_err() {
+            self.dropped.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+}
+
 async fn write_loop(
     store: Store,
     chain_id: String,
     mut head: ChainHead,
     mut rx: mpsc::Receiver<Msg>,
     shutting_down: Arc<AtomicBool>,
+    tee: Option<Tee>,
 ) {
     let mut batch: Vec<AuditRecord> = Vec::with_capacity(MAX_BATCH);
     let mut witness = Witness::new(&head);
@@ -293,7 +313,12 @@ async fn write_loop(
         let mut next = Some(first);
         while let Some(msg) = next.take() {
             match msg {
-                Msg::Record(e) => batch.push(head.seal(&chain_id, *e)),
+                Msg::Record(e) => {
+                    if let Some(t) = &tee {
+                        t.send(&e);
+                    }
+                    batch.push(head.seal(&chain_id, *e));
+                }
                 Msg::Close(done) => {
                     closing = Some(done);
                     break;

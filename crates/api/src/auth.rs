@@ -189,7 +189,19 @@ impl SteppedUp {
     /// Checks that `user` passed a second factor recently enough for a sensitive action.
     pub async fn check(user: AuthUser, state: &AppState) -> Result<Self, ApiError> {
         let now = OffsetDateTime::now_utc().unix_timestamp();
-        let fresh = user.claims.acr == ACR_MFA && now - user.claims.auth_time <= STEP_UP_MAX_AGE;
+        let mut fresh =
+            user.claims.acr == ACR_MFA && now - user.claims.auth_time <= STEP_UP_MAX_AGE;
+        // A risk alert asked for a second factor newer than itself (surveillance action
+        // `step_up`): an older one, however recent, does not do.
+        if fresh
+            && let Some(since_us) = state
+                .store
+                .risk_restriction(user.user_id(), "step_up")
+                .await?
+            && user.claims.auth_time.saturating_mul(1_000_000) < since_us
+        {
+            fresh = false;
+        }
         if fresh {
             return Ok(Self(user));
         }

@@ -291,6 +291,10 @@ fn admin_parts() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         ))
         .routes(routes!(routes::admin_risk::get_user_risk))
         .routes(routes!(routes::admin_risk::set_insurance_fund))
+        .routes(routes!(routes::admin_alerts::list_alerts))
+        .routes(routes!(routes::admin_alerts::get_alert))
+        .routes(routes!(routes::admin_alerts::resolve_alert))
+        .routes(routes!(routes::admin_alerts::lift_alert))
         .split_for_parts();
     (router, openapi_gateway::with_gateway_answers(api))
 }

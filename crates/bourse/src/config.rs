@@ -53,6 +53,22 @@ pub struct Config {
     pub audit: AuditSettings,
     /// Rate limits, bans and load shedding.
     pub rate_limit: RateLimitConfig,
+    /// Anomaly detection on the event stream (docs/risk-detection.md).
+    pub surveillance: SurveillanceSettings,
+}
+
+/// The surveillance pipeline: which rules, with which thresholds and actions.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct SurveillanceSettings {
+    /// Run the pipeline (on by default).
+    pub enabled: bool,
+    /// Event batches and audit records queued for it before new ones are dropped
+    /// (counted; trading is never slowed for it).
+    pub queue_capacity: usize,
+    /// The rules: thresholds, cool-downs and actions (defaults and reasons in
+    /// docs/risk-detection.md).
+    pub rules: bourse_surveillance::SurveillanceConfig,
 }
 
 /// The audit trail (one hash-chained record per request; see docs/ARCHITECTURE.md).
@@ -313,6 +329,11 @@ impl Default for Config {
                 queue_capacity: 8192,
             },
             rate_limit: RateLimitConfig::default(),
+            surveillance: SurveillanceSettings {
+                enabled: true,
+                queue_capacity: 65_536,
+                rules: bourse_surveillance::SurveillanceConfig::default(),
+            },
         }
     }
 }
@@ -446,6 +467,12 @@ impl Config {
         }
         if !(self.public_url.starts_with("https://") && self.public_url.len() > 8) {
             return bad("public_url", "must be an https:// URL");
+        }
+        if let Err(e) = self.surveillance.rules.validate() {
+            return bad(&format!("surveillance.rules.{}", e.field), e.message);
+        }
+        if self.surveillance.queue_capacity == 0 {
+            return bad("surveillance.queue_capacity", "must be greater than zero");
         }
         if self.public_addr == self.admin_addr && self.public_addr.port() != 0 {
             return bad("admin_addr", "must differ from public_addr");

@@ -3,6 +3,7 @@
 
 pub mod config;
 pub mod server;
+pub mod surveillance;
 pub mod tls;
 
 use std::net::SocketAddr;
@@ -196,7 +197,14 @@ pub async fn start(cfg: &Config) -> anyhow::Result<Running> {
         .await
         .context("loading the instrument catalog")?;
     let identity = open_identity(cfg, &store).await?;
-    let (engine, engine_start) = open_engine(cfg, &store).await?;
+    let (feeds, feed_rx) = if cfg.surveillance.enabled {
+        let (f, r) = surveillance::feeds(cfg.surveillance.queue_capacity);
+        (Some(f), Some(r))
+    } else {
+        (None, None)
+    };
+    let (engine, engine_start) =
+        open_engine_with_tap(cfg, &store, feeds.as_ref().map(|f| f.events.clone())).await?;
     sync_instruments(&catalog, &engine).await?;
     let dual_approval = cfg
         .dual_approval_micros()
@@ -205,8 +213,12 @@ pub async fn start(cfg: &Config) -> anyhow::Result<Running> {
         let chain = cfg
             .audit_chain_id()
             .context("reading data_dir/audit-chain-id")?;
+        let tee = feeds.as_ref().map(|f| bourse_api::audit::Tee {
+            tx: f.audit.clone(),
+            dropped: f.audit_dropped.clone(),
+        });
         let (writer, tap) =
-            bourse_api::audit::Writer::start(store.clone(), chain, cfg.audit.queue_capacity)
+            bourse_api::audit::Writer::start(store.clone(), chain, cfg.audit.queue_capacity, tee)
                 .await
                 .context("opening the audit chain")?;
         (Some(writer), tap)
@@ -269,6 +281,13 @@ pub async fn start(cfg: &Config) -> anyhow::Result<Running> {
         tokio::spawn(refresh_catalog(catalog, store.clone(), rx.clone())),
         tokio::spawn(refresh_identity(identity.clone(), rx.clone())),
         tokio::spawn(risk_clock(engine.clone(), rx.clone())),
+        tokio::spawn(run_surveillance(
+            feed_rx,
+            cfg.surveillance.rules.clone(),
+            store.clone(),
+            engine.clone(),
+            rx.clone(),
+        )),
         tokio::spawn(server::serve(
             "public",
             public,
@@ -302,11 +321,32 @@ pub async fn start(cfg: &Config) -> anyhow::Result<Running> {
     })
 }
 
+async fn run_surveillance(
+    feeds: Option<surveillance::Receivers>,
+    rules: bourse_surveillance::SurveillanceConfig,
+    store: Store,
+    engine: bourse_engine::Engine,
+    stop: watch::Receiver<bool>,
+) {
+    if let Some(feeds) = feeds {
+        surveillance::run(feeds, rules, store, engine, stop).await;
+    }
+}
+
 /// Starts the engine on the journal in the data folder: latest snapshot + replay, with
 /// the read models brought up to date.
 pub async fn open_engine(
     cfg: &Config,
     store: &Store,
+) -> anyhow::Result<(bourse_engine::Engine, bourse_engine::StartReport)> {
+    open_engine_with_tap(cfg, store, None).await
+}
+
+/// [`open_engine`], sending every journaled batch's events to `tap` (surveillance).
+pub async fn open_engine_with_tap(
+    cfg: &Config,
+    store: &Store,
+    tap: Option<tokio::sync::mpsc::Sender<bourse_engine::EventBatch>>,
 ) -> anyhow::Result<(bourse_engine::Engine, bourse_engine::StartReport)> {
     let settlement = bourse_engine::core::Asset::parse(&cfg.engine.settlement_asset)
         .context("engine.settlement_asset")?;
@@ -314,6 +354,7 @@ pub async fn open_engine(
     ecfg.queue_capacity = cfg.engine.queue_capacity;
     ecfg.max_batch = cfg.engine.max_batch;
     ecfg.snapshot_every = cfg.engine.snapshot_every;
+    ecfg.event_tap = tap;
     bourse_engine::Engine::start(ecfg, store.clone())
         .await
         .context("starting the exchange engine")

@@ -81,7 +81,14 @@ pub struct EngineConfig {
     pub snapshot_every: u64,
     /// The settlement asset of a new exchange.
     pub settlement: Asset,
+    /// Where journaled commands and their events go once projected (surveillance), if
+    /// anywhere. Sent with `try_send`: a full tap drops batches (counted in
+    /// [`EngineStats::tap_dropped`]) rather than slow the engine.
+    pub event_tap: Option<mpsc::Sender<EventBatch>>,
 }
+
+/// Journaled commands with their events: `(seq, record, events)` each.
+pub type EventBatch = Vec<(u64, Arc<Record>, Arc<Vec<Event>>)>;
 
 impl EngineConfig {
     /// Defaults for `dir`: 4096 per lane, batches of 1024, a snapshot every 100 000.
@@ -92,6 +99,7 @@ impl EngineConfig {
             max_batch: 1024,
             snapshot_every: 100_000,
             settlement,
+            event_tap: None,
         }
     }
 }
@@ -144,6 +152,7 @@ struct Counters {
     journaled: AtomicU64,
     commits: AtomicU64,
     rejected_busy: AtomicU64,
+    tap_dropped: AtomicU64,
 }
 
 /// A copy of the engine's counters.
@@ -161,6 +170,8 @@ pub struct EngineStats {
     pub durable_seq: u64,
     /// Last sequence number in the read models.
     pub projected_seq: u64,
+    /// Event batches the tap (surveillance) was too far behind to take.
+    pub tap_dropped: u64,
 }
 
 /// What start-up found and did.
@@ -191,6 +202,7 @@ struct Shared {
     /// Last acknowledged journal seq per account that issued a command.
     last_write: Mutex<HashMap<u64, u64>>,
     projected: watch::Sender<u64>,
+    tap: Option<mpsc::Sender<EventBatch>>,
 }
 
 impl Shared {
@@ -222,7 +234,7 @@ impl std::fmt::Debug for Engine {
 }
 
 /// Batches of journaled commands for the projector.
-type ProjectBatch = Vec<(u64, Arc<Record>, Arc<Vec<Event>>)>;
+type ProjectBatch = EventBatch;
 
 /// Batches the projector may fall behind before the writer waits for it.
 const PROJECTOR_QUEUE: usize = 16_384;
@@ -327,6 +339,7 @@ impl Engine {
             counters: Counters::default(),
             last_write: Mutex::new(HashMap::new()),
             projected: projected_tx,
+            tap: cfg.event_tap.clone(),
         });
         // Room for the read models to fall behind a burst without slowing the writer
         // (each batch is a few Arcs); past it the writer waits for the projector.
@@ -436,6 +449,7 @@ impl Engine {
             rejected_busy: c.rejected_busy.load(Ordering::Relaxed),
             durable_seq: self.shared.durable_seq.load(Ordering::Acquire),
             projected_seq: *self.shared.projected.borrow(),
+            tap_dropped: c.tap_dropped.load(Ordering::Relaxed),
         }
     }
 
@@ -783,7 +797,6 @@ async fn run_projector(
                 last = *seq;
             }
         }
-        buffered.clear();
         let mut delay = Duration::from_millis(50);
         loop {
             match store.apply_projection(last, &ops).await {
@@ -800,6 +813,14 @@ async fn run_projector(
                 }
             }
         }
+        if let Some(tap) = &shared.tap {
+            for batch in buffered.drain(..) {
+                if tap.try_send(batch).is_err() {
+                    shared.counters.tap_dropped.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+        }
+        buffered.clear();
         shared.projected.send_replace(last);
     }
 }

@@ -122,6 +122,10 @@ impl TestApp {
         // Suites make hundreds of calls from one IP in seconds; the rate-limit suite
         // (tests/it/ratelimit.rs) turns the limits on with its own small quotas.
         config.rate_limit.enabled = false;
+        // Likewise surveillance: suites register, enrol 2FA and withdraw within seconds
+        // from one address, which its rules rightly flag; tests/it/surveillance.rs
+        // turns it on.
+        config.surveillance.enabled = false;
         let test_db = match db {
             Db::Sqlite => None,
             Db::Postgres => Some(TestDatabase::postgres().await?),

@@ -29,6 +29,19 @@ fn client_info(headers: &HeaderMap, peer: Option<std::net::SocketAddr>) -> Clien
     }
 }
 
+/// Names the client's device in the audit record: a 64-bit fingerprint of its user
+/// agent (hex), never the text itself. Surveillance compares it with the devices the
+/// user signed in from before (`new_device`).
+fn device_detail(client: &ClientInfo) {
+    if let Some(ua) = client.user_agent.as_deref() {
+        use sha2::Digest;
+        let d = sha2::Sha256::digest(ua.as_bytes());
+        let mut first = [0u8; 8];
+        first.copy_from_slice(&d[..8]);
+        crate::audit::detail("device", format!("{:016x}", u64::from_be_bytes(first)));
+    }
+}
+
 /// Email and password.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -287,6 +300,7 @@ pub async fn login(
         serde_json::json!({ "email": crate::audit::short(&body.email), "result": "failure" }),
     );
     let client = client_info(&headers, peer);
+    device_detail(&client);
     let outcome = match state
         .identity
         .login(&body.email, body.password, &client, now())

@@ -1,6 +1,7 @@
 //! One module per feature; each exposes its handlers to [`crate::router`].
 
 pub mod account;
+pub mod admin_alerts;
 pub mod admin_identity;
 pub mod admin_instruments;
 pub mod admin_risk;

@@ -356,7 +356,7 @@ fn address_not_usable(detail: String) -> ApiError {
         (status = 201, description = "Requested and durable: the funds are held (`state` `pending`); `Location` names it.", body = WithdrawalView),
         (status = 400, description = "Invalid asset, amount (more than 6 decimals, not > 0) or address id, unknown fields (`validation_failed`), or malformed JSON.", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "No fresh second factor (`insufficient_user_authentication`, RFC 9470 challenge) or an invalid token.", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "Two-factor not enabled (`mfa_enrollment_required`), the token lacks `wallet` (`insufficient_scope`), or the account is frozen (`account_frozen`).", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Two-factor not enabled (`mfa_enrollment_required`), the token lacks `wallet` (`insufficient_scope`), the account is frozen (`account_frozen`), or a risk alert put withdrawals on hold (`withdrawals_frozen`).", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such whitelisted address of the caller (`not_found`).", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "The address is still in its cool-down (the detail names `usable_at`) or is for another asset (`address_not_usable`).", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "The available balance does not cover the amount (`insufficient_funds`).", body = Problem, content_type = "application/problem+json"),
@@ -386,6 +386,19 @@ async fn request_withdrawal_inner(
     user: crate::auth::AuthUser,
     body: NewWithdrawal,
 ) -> Result<Response, ApiError> {
+    // A risk alert froze this user's withdrawals until the risk desk lifts it.
+    if state
+        .store
+        .risk_restriction(user.user_id(), "freeze_withdrawals")
+        .await?
+        .is_some()
+    {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "withdrawals_frozen",
+            "withdrawals from this account are on hold pending a risk review",
+        ));
+    }
     // Everything that needs no state first.
     let asset = Asset::parse(&body.asset).map_err(|_| {
         invalid(

@@ -34,6 +34,7 @@ mod openapi;
 mod ratelimit;
 mod readiness;
 mod risk;
+mod surveillance;
 mod trading;
 mod transport;
 mod wallet;
