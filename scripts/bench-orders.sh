@@ -16,7 +16,7 @@ if ! command -v wrk >/dev/null; then
   sudo_cmd=""; [ "$(id -u)" -ne 0 ] && sudo_cmd="sudo"
   $sudo_cmd apt-get update -qq && DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq wrk
 fi
-cargo build --release --locked -p bourse --bin bourse --example tls_hello --example load_orders
+[ -n "${BENCH_NO_BUILD:-}" ] || cargo build --release --locked -p bourse --bin bourse --example tls_hello --example load_orders
 bin="${CARGO_TARGET_DIR:-$root/target}/release"
 data="$(mktemp -d)"
 trap 'kill $(jobs -p) 2>/dev/null; rm -rf "$data"' EXIT

@@ -11,29 +11,9 @@ use serde_json::{Value, json};
 use crate::assert_problem;
 use crate::identity::{get, post};
 use crate::trading::{
-    PERP, admin_post, funded_user, limit, market_admin, order, set_prices, user_id,
+    PERP, admin_post, admin_put, funded_user, json_of, limit, market_admin, order, set_prices,
+    user_id,
 };
-
-async fn admin_put(app: &TestApp, key: &str, path: &str, body: Value) -> reqwest::Response {
-    app.client
-        .put(app.admin_url(path))
-        .bearer_auth(key)
-        .json(&body)
-        .send()
-        .await
-        .unwrap()
-}
-
-async fn json_of(r: reqwest::Response, status: u16) -> Value {
-    let s = r.status().as_u16();
-    let body = r.text().await.unwrap();
-    assert_eq!(s, status, "{body}");
-    if body.is_empty() {
-        Value::Null
-    } else {
-        serde_json::from_str(&body).unwrap()
-    }
-}
 
 async fn placed(app: &TestApp, token: &str, body: Value) -> String {
     let v = json_of(order(app, token, body).await, 201).await;

@@ -12,29 +12,12 @@ use serde_json::{Value, json};
 
 use crate::assert_problem;
 use crate::identity::{enable_totp, fresh_totp_step, get, now, post, register_and_login, step_up};
-use crate::trading::{funded_user, limit, market_admin, order, set_prices, user_id};
+use crate::trading::{
+    admin_get, admin_post, funded_user, limit, market_admin, order, set_prices, user_id,
+};
 
 async fn spawn(db: Db) -> Option<TestApp> {
     TestApp::spawn_with(db, |c| c.surveillance.enabled = true).await
-}
-
-async fn admin_get(app: &TestApp, key: &str, path: &str) -> reqwest::Response {
-    app.client
-        .get(app.admin_url(path))
-        .bearer_auth(key)
-        .send()
-        .await
-        .unwrap()
-}
-
-async fn admin_post(app: &TestApp, key: &str, path: &str, body: Value) -> reqwest::Response {
-    app.client
-        .post(app.admin_url(path))
-        .bearer_auth(key)
-        .json(&body)
-        .send()
-        .await
-        .unwrap()
 }
 
 /// The first alert of `rule`, once the pipeline has raised it (at most 10 s).

@@ -70,11 +70,35 @@ pub fn limit(side: &str, price: &str, qty: &str) -> Value {
     json!({"symbol": PERP, "side": side, "type": "limit", "price": price, "quantity": qty})
 }
 
-async fn json_of(r: reqwest::Response, status: u16) -> Value {
+/// The body of an answer that must have `status`, as JSON (`null` when empty).
+pub async fn json_of(r: reqwest::Response, status: u16) -> Value {
     let s = r.status().as_u16();
     let body = r.text().await.unwrap();
     assert_eq!(s, status, "{body}");
-    serde_json::from_str(&body).unwrap()
+    if body.is_empty() {
+        Value::Null
+    } else {
+        serde_json::from_str(&body).unwrap()
+    }
+}
+
+pub async fn admin_get(app: &TestApp, key: &str, path: &str) -> reqwest::Response {
+    app.client
+        .get(app.admin_url(path))
+        .bearer_auth(key)
+        .send()
+        .await
+        .unwrap()
+}
+
+pub async fn admin_put(app: &TestApp, key: &str, path: &str, body: Value) -> reqwest::Response {
+    app.client
+        .put(app.admin_url(path))
+        .bearer_auth(key)
+        .json(&body)
+        .send()
+        .await
+        .unwrap()
 }
 
 async fn a_resting_order_is_taken_and_everything_shows_it(app: TestApp) {

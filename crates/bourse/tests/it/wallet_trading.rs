@@ -9,6 +9,7 @@ use serde_json::{Value, json};
 
 use crate::assert_problem;
 use crate::identity::{enable_totp, fresh_totp_step, get, now, post, register_and_login, step_up};
+use crate::trading::{admin_get, admin_post, json_of};
 
 const ADDRESS: &str = "0x8ba1f109551bd432803012645ac136ddd64dba72";
 
@@ -70,32 +71,6 @@ async fn stepped_user(app: &TestApp) -> Stepped {
         stepped,
         user_id: me["user_id"].as_str().unwrap().to_owned(),
     }
-}
-
-async fn admin_post(app: &TestApp, key: &str, path: &str, body: Value) -> reqwest::Response {
-    app.client
-        .post(app.admin_url(path))
-        .bearer_auth(key)
-        .json(&body)
-        .send()
-        .await
-        .unwrap()
-}
-
-async fn admin_get(app: &TestApp, key: &str, path: &str) -> reqwest::Response {
-    app.client
-        .get(app.admin_url(path))
-        .bearer_auth(key)
-        .send()
-        .await
-        .unwrap()
-}
-
-async fn json_of(r: reqwest::Response, status: u16) -> Value {
-    let s = r.status().as_u16();
-    let body = r.text().await.unwrap();
-    assert_eq!(s, status, "{body}");
-    serde_json::from_str(&body).unwrap()
 }
 
 async fn deposit(app: &TestApp, key: &str, user_id: &str, amount: &str, tx_ref: &str) -> Value {
