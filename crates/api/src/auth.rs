@@ -198,7 +198,9 @@ impl SteppedUp {
                 .store
                 .risk_restriction(user.user_id(), "step_up")
                 .await?
-            && user.claims.auth_time.saturating_mul(1_000_000) < since_us
+            // Whole seconds, as `auth_time` has them: a second factor in the alert's
+            // own second counts.
+            && user.claims.auth_time < since_us.div_euclid(1_000_000)
         {
             fresh = false;
         }

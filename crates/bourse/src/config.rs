@@ -69,6 +69,38 @@ pub struct SurveillanceSettings {
     /// The rules: thresholds, cool-downs and actions (defaults and reasons in
     /// docs/risk-detection.md).
     pub rules: bourse_surveillance::SurveillanceConfig,
+    /// Where client addresses are, for `new_country`: CIDR ranges with an ISO 3166
+    /// alpha-2 code, first match wins (bourse ships no geolocation database; feed this
+    /// from the operator's). Empty: `new_country` never fires.
+    pub countries: Vec<CountryRange>,
+}
+
+/// One address range of [`SurveillanceSettings::countries`].
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct CountryRange {
+    /// `203.0.113.0/24` or `2001:db8::/32`.
+    pub cidr: String,
+    /// `DE`, `AE`, …
+    pub country: String,
+}
+
+impl CountryRange {
+    /// The network address, prefix length and country, or why not.
+    pub fn parse(
+        &self,
+    ) -> Result<(std::net::IpAddr, u8, bourse_surveillance::Country), &'static str> {
+        let (addr, len) = self.cidr.split_once('/').ok_or("must be ADDRESS/PREFIX")?;
+        let addr: std::net::IpAddr = addr.parse().map_err(|_| "not an IP address")?;
+        let len: u8 = len.parse().map_err(|_| "prefix must be a number")?;
+        let max = if addr.is_ipv4() { 32 } else { 128 };
+        if len > max {
+            return Err("prefix too long for the address family");
+        }
+        let country = bourse_surveillance::Country::new(&self.country)
+            .ok_or("country must be two letters A-Z")?;
+        Ok((addr, len, country))
+    }
 }
 
 /// The audit trail (one hash-chained record per request; see docs/ARCHITECTURE.md).
@@ -333,6 +365,7 @@ impl Default for Config {
                 enabled: true,
                 queue_capacity: 65_536,
                 rules: bourse_surveillance::SurveillanceConfig::default(),
+                countries: Vec::new(),
             },
         }
     }
@@ -470,6 +503,11 @@ impl Config {
         }
         if let Err(e) = self.surveillance.rules.validate() {
             return bad(&format!("surveillance.rules.{}", e.field), e.message);
+        }
+        for (i, r) in self.surveillance.countries.iter().enumerate() {
+            if let Err(e) = r.parse() {
+                return bad(&format!("surveillance.countries[{i}]"), e);
+            }
         }
         if self.surveillance.queue_capacity == 0 {
             return bad("surveillance.queue_capacity", "must be greater than zero");

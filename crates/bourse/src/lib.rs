@@ -284,6 +284,11 @@ pub async fn start(cfg: &Config) -> anyhow::Result<Running> {
         tokio::spawn(run_surveillance(
             feed_rx,
             cfg.surveillance.rules.clone(),
+            cfg.surveillance
+                .countries
+                .iter()
+                .filter_map(|r| r.parse().ok())
+                .collect(),
             store.clone(),
             engine.clone(),
             rx.clone(),
@@ -324,12 +329,13 @@ pub async fn start(cfg: &Config) -> anyhow::Result<Running> {
 async fn run_surveillance(
     feeds: Option<surveillance::Receivers>,
     rules: bourse_surveillance::SurveillanceConfig,
+    countries: surveillance::Countries,
     store: Store,
     engine: bourse_engine::Engine,
     stop: watch::Receiver<bool>,
 ) {
     if let Some(feeds) = feeds {
-        surveillance::run(feeds, rules, store, engine, stop).await;
+        surveillance::run(feeds, rules, countries, store, engine, stop).await;
     }
 }
 

@@ -56,10 +56,38 @@ pub fn feeds(capacity: usize) -> (Feeds, Receivers) {
     )
 }
 
+/// Address ranges and their countries (first match wins).
+pub type Countries = Vec<(IpAddr, u8, sv::Country)>;
+
+/// The country of `ip` in `ranges`.
+pub fn country_of(ranges: &Countries, ip: IpAddr) -> Option<sv::Country> {
+    fn bits(ip: IpAddr) -> (u128, u8) {
+        match ip {
+            IpAddr::V4(a) => (u128::from(u32::from(a)), 32),
+            IpAddr::V6(a) => (u128::from(a), 128),
+        }
+    }
+    let (x, width) = bits(ip);
+    ranges.iter().find_map(|&(net, len, country)| {
+        let (n, w) = bits(net);
+        if w != width {
+            return None;
+        }
+        let shift = u32::from(width - len);
+        let same = if len == 0 {
+            true
+        } else {
+            x.checked_shr(shift) == n.checked_shr(shift)
+        };
+        same.then_some(country)
+    })
+}
+
 /// Observes until `stop` flips or both feeds close.
 pub async fn run(
     mut rx: Receivers,
     config: sv::SurveillanceConfig,
+    countries: Countries,
     store: Store,
     engine: Engine,
     mut stop: watch::Receiver<bool>,
@@ -67,6 +95,7 @@ pub async fn run(
     let mut p = Pipeline {
         detector: sv::Surveillance::new(config),
         mapper: Mapper::default(),
+        countries,
         store,
         engine,
         alerts: Vec::new(),
@@ -89,6 +118,7 @@ pub async fn run(
 struct Pipeline {
     detector: sv::Surveillance,
     mapper: Mapper,
+    countries: Countries,
     store: Store,
     engine: Engine,
     alerts: Vec<sv::Alert>,
@@ -404,7 +434,8 @@ impl Pipeline {
             });
         }
         match e.action.as_deref() {
-            Some("auth.login") => {
+            // `mfa_required` is neither: the sign-in completes (or not) at login_mfa.
+            Some("auth.login") if details["result"] != "mfa_required" => {
                 let success = ok && details["result"] == "success";
                 if let (Some(who), Some(ip)) = (if success { user } else { subject }, ip) {
                     self.observe(&sv::Observation::Login {
@@ -412,12 +443,25 @@ impl Pipeline {
                         user: who,
                         ip,
                         device,
-                        country: None,
+                        country: country_of(&self.countries, ip),
                         success,
                     });
                 }
             }
-            Some("auth.login_mfa") if !ok => {
+            // With two factors the sign-in completes here.
+            Some("auth.login_mfa") if ok => {
+                if let (Some(who), Some(ip)) = (user, ip) {
+                    self.observe(&sv::Observation::Login {
+                        ts_ns,
+                        user: who,
+                        ip,
+                        device,
+                        country: country_of(&self.countries, ip),
+                        success: true,
+                    });
+                }
+            }
+            Some("auth.login_mfa") => {
                 if let Some(who) = subject {
                     self.observe(&sv::Observation::SecondFactorFailed { ts_ns, user: who });
                 }
@@ -488,14 +532,30 @@ impl Pipeline {
         let restrictions: Vec<(String, &'static str)> = kind
             .map(|k| users.iter().map(|u| (u.clone(), k)).collect())
             .unwrap_or_default();
+        // The accounts concerned: the rule's, or for a rule about users their trading
+        // accounts (what `halt_trading` stops and the desk's lift restarts).
+        let mut accounts: Vec<u64> = a.accounts.iter().map(|x| x.0).collect();
+        if accounts.is_empty() {
+            for (u, text) in a.users.iter().zip(&users) {
+                match self.mapper.accounts_of.get(u) {
+                    Some(&acct) => accounts.push(acct),
+                    None => {
+                        if let Ok(id) = self.store.trading_account_id(text).await
+                            && let Ok(id) = u64::try_from(id)
+                        {
+                            accounts.push(id);
+                        }
+                    }
+                }
+            }
+        }
         let record = RiskAlertRecord {
             id: id.clone(),
             created_at_us: i64::try_from(a.ts_ns / 1_000).unwrap_or(i64::MAX),
             rule: a.rule.as_str().to_owned(),
             score: i64::from(a.score),
             action: action.to_owned(),
-            subjects: serde_json::json!({ "users": users, "accounts": a.accounts.iter().map(|x| x.0).collect::<Vec<_>>() })
-                .to_string(),
+            subjects: serde_json::json!({ "users": users, "accounts": accounts }).to_string(),
             evidence: serde_json::to_string(&a.evidence).unwrap_or_else(|_| "[]".into()),
             status: "open".into(),
             resolved_at_us: None,
@@ -519,14 +579,6 @@ impl Pipeline {
         }
         tracing::warn!(alert_id = %id, rule = a.rule.as_str(), score = a.score, action, users = ?users, "risk alert");
         if a.action == sv::Action::HaltTrading {
-            let accounts: Vec<u64> = if a.accounts.is_empty() {
-                a.users
-                    .iter()
-                    .filter_map(|u| self.mapper.accounts_of.get(u).copied())
-                    .collect()
-            } else {
-                a.accounts.iter().map(|x| x.0).collect()
-            };
             let state = if halt(&self.engine, &accounts, true).await {
                 "applied"
             } else {
@@ -577,6 +629,31 @@ mod tests {
         assert_eq!(micros("7"), 7_000_000);
         assert_eq!(micros("0.1234567"), 123_456);
         assert_eq!(micros("nonsense"), 0);
+    }
+
+    #[test]
+    fn addresses_map_to_the_first_range_that_holds_them() {
+        let de = sv::Country::new("DE").unwrap();
+        let ae = sv::Country::new("AE").unwrap();
+        let ranges: Countries = vec![
+            ("203.0.113.0".parse().unwrap(), 24, ae),
+            ("203.0.0.0".parse().unwrap(), 16, de),
+            ("2001:db8::".parse().unwrap(), 32, de),
+        ];
+        assert_eq!(
+            country_of(&ranges, "203.0.113.9".parse().unwrap()),
+            Some(ae)
+        );
+        assert_eq!(country_of(&ranges, "203.0.7.1".parse().unwrap()), Some(de));
+        assert_eq!(
+            country_of(&ranges, "2001:db8::1".parse().unwrap()),
+            Some(de)
+        );
+        assert_eq!(country_of(&ranges, "198.51.100.1".parse().unwrap()), None);
+        assert_eq!(
+            country_of(&ranges, "::ffff:203.0.113.9".parse().unwrap()),
+            None
+        );
     }
 
     #[test]

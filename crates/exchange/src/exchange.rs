@@ -12,9 +12,9 @@ use crate::margin::{self, Exposure, MarginParams, MulChecked};
 use crate::risk::{self, InstrumentRisk, Issuer, OrderOptions, RiskState};
 use crate::risk_core::BreakerCheck;
 use crate::types::{
-    AccountId, Asset, ClientOrderId, FEE_ACCOUNT, InstrumentKind, InstrumentSpec, InstrumentStatus,
-    MAX_AMOUNT, MAX_PRICE, Money, OrderId, PPB, PPM, Price, Quantity, Side, StatusChange, Symbol,
-    TimeInForce, Timestamp, WithdrawalId,
+    AccountId, Asset, ClientId, ClientOrderId, FEE_ACCOUNT, InstrumentKind, InstrumentSpec,
+    InstrumentStatus, MAX_AMOUNT, MAX_PRICE, Money, OrderId, PPB, PPM, Price, Quantity, Side,
+    StatusChange, Symbol, TimeInForce, Timestamp, WithdrawalId,
 };
 
 /// One listed instrument: its spec, status, prices and book.
@@ -65,6 +65,8 @@ pub(crate) struct OpenOrder {
     pub(crate) reduce_only: bool,
     /// A market-maker-protection quote.
     pub(crate) mmp: bool,
+    /// The OAuth client it came through: an amend meets that client's limits too.
+    pub(crate) oauth_client: Option<ClientId>,
 }
 
 /// The open-order index: ids are sequential integers, so the Fx hash is cheap and
@@ -1110,6 +1112,7 @@ impl Exchange {
             reduce_only: order.reduce_only,
             price: limit,
             mmp: options.mmp,
+            oauth_client: options.oauth_client,
         };
         let start = out.len();
         self.absorb(idx, &book_events, Some(&pending), None, ts, out);
@@ -1169,6 +1172,7 @@ impl Exchange {
                 reduce_only: true,
                 price: Some(limit),
                 mmp: false,
+                oauth_client: None,
             };
             self.absorb(idx, &book_events, Some(&pending), None, ts, out);
         }
@@ -1433,6 +1437,7 @@ impl Exchange {
                             resting: false,
                             reduce_only: taker.reduce_only,
                             mmp: taker.mmp,
+                            oauth_client: taker.oauth_client,
                         },
                     ));
                     arriving_account = Some(account);
@@ -2147,6 +2152,10 @@ impl Exchange {
             if o.mmp {
                 h.str("mmp");
             }
+            if let Some(c) = &o.oauth_client {
+                h.str("client");
+                h.str(c.as_str());
+            }
         }
         h.u64(self.withdrawals.len() as u64);
         for (id, w) in &self.withdrawals {
@@ -2194,6 +2203,7 @@ struct PendingOrder {
     /// Its limit as sent (`None`: market, even if the book got a band-edge limit).
     price: Option<Price>,
     mmp: bool,
+    oauth_client: Option<ClientId>,
 }
 
 fn hash_spec(h: &mut Fnv1a, spec: &InstrumentSpec) {

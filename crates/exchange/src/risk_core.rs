@@ -135,7 +135,7 @@ impl Exchange {
         new_price: Price,
         new_leaves: u64,
     ) -> Outcome {
-        let limits = self.effective_limits(order.account, None, idx);
+        let limits = self.effective_limits(order.account, order.oauth_client, idx);
         if limits.is_none() {
             return Ok(());
         }

@@ -358,6 +358,7 @@ pub async fn login_mfa(
 ) -> Result<Json<TokenResponse>, ApiError> {
     crate::audit::action("auth.login_mfa", serde_json::json!({ "result": "failure" }));
     let client = client_info(&headers, peer);
+    device_detail(&client);
     let tokens = match state
         .identity
         .login_mfa(

@@ -221,3 +221,183 @@ async fn failed_second_factors_put_withdrawals_on_hold_until_lifted() {
     let _ = get;
     app.shutdown().await;
 }
+
+/// A complete two-factor sign-in (password, then a recovery code) from `agent`.
+async fn login_with_agent(app: &TestApp, email: &str, password: &str, code: &str, agent: &str) {
+    let r = app
+        .client
+        .post(app.url("/v1/auth/login"))
+        .header("user-agent", agent)
+        .json(&json!({"email": email, "password": password}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let v: Value = r.json().await.unwrap();
+    let challenge = v["challenge"].as_str().expect("mfa_required");
+    let r = app
+        .client
+        .post(app.url("/v1/auth/login/mfa"))
+        .header("user-agent", agent)
+        .json(&json!({"challenge": challenge, "code": code}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_device_requires_a_second_factor_newer_than_the_alert() {
+    let app = spawn(Db::Sqlite).await.unwrap();
+    let risk = app.admin_key(&["risk:read", "risk:write"]).await;
+    let u = register_and_login(&app).await;
+    let (secret, recovery) = enable_totp(&app, &u.access).await;
+    fresh_totp_step().await;
+    let r = step_up(&app, &u.access, &code_at(&secret, now())).await;
+    assert_eq!(r.status(), 200);
+    let stepped = r.json::<Value>().await.unwrap()["access_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let address = |label: &str| json!({"asset": "USDC", "address": "0x8ba1f109551bd432803012645ac136ddd64dba72", "label": label});
+    let r = post(
+        &app,
+        "/v1/wallet/addresses",
+        Some(&stepped),
+        address("first"),
+    )
+    .await;
+    assert_eq!(r.status(), 201, "{}", r.text().await.unwrap());
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+
+    // Sign-ins from a known device, then from one never seen: `new_device`, step-up.
+    login_with_agent(
+        &app,
+        &u.email,
+        &u.password,
+        &recovery[1],
+        "trader-desktop/1.0",
+    )
+    .await;
+    login_with_agent(
+        &app,
+        &u.email,
+        &u.password,
+        &recovery[2],
+        "unknown-tablet/9.9",
+    )
+    .await;
+    let alert = alert_of(&app, &risk, "new_device").await;
+    assert_eq!(alert["action"], "step_up", "{alert}");
+    assert_eq!(alert["action_state"], "applied", "{alert}");
+
+    // The second factor from before the alert no longer counts…
+    let r = post(
+        &app,
+        "/v1/wallet/addresses",
+        Some(&stepped),
+        address("second"),
+    )
+    .await;
+    assert_problem(r, 401, "insufficient_user_authentication").await;
+    // …a new one does.
+    let r = step_up(&app, &stepped, &recovery[0]).await;
+    assert_eq!(r.status(), 200);
+    let again = r.json::<Value>().await.unwrap()["access_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let r = post(
+        &app,
+        "/v1/wallet/addresses",
+        Some(&again),
+        address("second"),
+    )
+    .await;
+    assert_ne!(r.status(), 401, "{}", r.text().await.unwrap());
+    app.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_halt_trading_action_stops_order_entry_until_the_desk_lifts_it() {
+    let app = TestApp::spawn_with(Db::Sqlite, |c| {
+        c.surveillance.enabled = true;
+        c.surveillance.rules.failed_second_factor.action = bourse_surveillance::Action::HaltTrading;
+    })
+    .await
+    .unwrap();
+    let key = market_admin(&app).await;
+    set_prices(&app, &key).await;
+    let risk = app.admin_key(&["risk:read", "risk:write"]).await;
+    let u = funded_user(&app, &key, "100000").await;
+    enable_totp(&app, &u.access).await;
+    let r = order(&app, &u.access, limit("buy", "49000", "0.01")).await;
+    assert_eq!(r.status(), 201);
+    for _ in 0..5 {
+        let v: Value = post(
+            &app,
+            "/v1/auth/login",
+            None,
+            json!({"email": u.email, "password": u.password}),
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+        let challenge = v["challenge"].as_str().expect("mfa_required").to_owned();
+        post(
+            &app,
+            "/v1/auth/login/mfa",
+            None,
+            json!({"challenge": challenge, "code": "000000"}),
+        )
+        .await;
+    }
+    let alert = alert_of(&app, &risk, "failed_second_factor").await;
+    assert_eq!(alert["action"], "halt_trading", "{alert}");
+    // The pipeline turns the kill switch on right after storing the alert.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let r = order(&app, &u.access, limit("buy", "49000", "0.01")).await;
+        if r.status() == 403 {
+            assert_problem(r, 403, "account_kill_switch").await;
+            break;
+        }
+        assert!(Instant::now() < deadline, "trading not halted");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // Only the desk can lift it: the user cannot, lifting the alert's action can.
+    let r = post(
+        &app,
+        "/v1/account/kill-switch",
+        Some(&u.access),
+        json!({"active": false}),
+    )
+    .await;
+    assert_problem(r, 403, "kill_switch_admin_only").await;
+    let id = alert["id"].as_str().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let a: Value = admin_get(&app, &risk, &format!("/admin/v1/risk/alerts/{id}"))
+            .await
+            .json()
+            .await
+            .unwrap();
+        if a["action_state"] == "applied" {
+            break;
+        }
+        assert!(Instant::now() < deadline, "{a}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let r = admin_post(
+        &app,
+        &risk,
+        &format!("/admin/v1/risk/alerts/{id}/lift"),
+        json!({}),
+    )
+    .await;
+    assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
+    let r = order(&app, &u.access, limit("buy", "49000", "0.01")).await;
+    assert_eq!(r.status(), 201);
+    app.shutdown().await;
+}

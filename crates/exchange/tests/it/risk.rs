@@ -327,6 +327,42 @@ fn amends_meet_the_limits() {
 }
 
 #[test]
+fn an_amend_meets_the_limits_of_the_client_the_order_came_through() {
+    let mut ex = funded();
+    set_limits(&mut ex, limits(|l| l.max_order_quantity = Some(10)));
+    ok(
+        &mut ex,
+        Command::SetClientLimits {
+            account: AccountId(1),
+            client: ClientId::parse("partner").unwrap(),
+            instrument: perp(),
+            limits: Some(limits(|l| l.max_order_quantity = Some(2))),
+            ts: Timestamp(1),
+        },
+    );
+    let via_partner = accepted_id(&ok(
+        &mut ex,
+        with(limit(1, perp(), "p", Side::Buy, 49_000, 2), via("partner")),
+    ));
+    let direct = accepted_id(&ok(&mut ex, limit(1, perp(), "d", Side::Buy, 49_000, 2)));
+    let amend = |order_id, qty| Command::AmendOrder {
+        account: AccountId(1),
+        order_id,
+        price: None,
+        quantity: Some(Quantity(qty)),
+        ts: Timestamp(3),
+    };
+    // The partner's order cannot be amended past the partner's cap…
+    rejected(
+        &mut ex,
+        amend(via_partner, 3),
+        RejectReason::MaxOrderQuantity,
+    );
+    // …the user's own order only meets the user's.
+    ok(&mut ex, amend(direct, 8));
+}
+
+#[test]
 fn invalid_limits_are_refused_and_no_limits_change_nothing() {
     let mut ex = funded();
     rejected(
