@@ -245,7 +245,9 @@ impl Mapper {
 
 impl Pipeline {
     async fn market(&mut self, batch: &EventBatch) {
+        let mut arrived: Vec<u64> = Vec::new();
         for (_, _, events) in batch {
+            arrived.clear();
             for e in events.iter() {
                 let ts_ns = e.ts.0;
                 match &e.kind {
@@ -282,6 +284,7 @@ impl Pipeline {
                                 leaves: 0,
                             },
                         );
+                        arrived.push(order_id.0);
                         self.observe(&sv::Observation::OrderPlaced {
                             ts_ns,
                             account: sv::AccountId(account.0),
@@ -377,9 +380,12 @@ impl Pipeline {
                     _ => {}
                 }
             }
-            // An order that neither rested nor is still open by the end of its command
-            // (IOC, filled on arrival) is gone.
-            self.mapper.orders.retain(|_, o| o.leaves > 0);
+            // An order of this command that did not rest (IOC, filled on arrival) is gone.
+            for id in &arrived {
+                if self.mapper.orders.get(id).is_some_and(|o| o.leaves == 0) {
+                    self.mapper.orders.remove(id);
+                }
+            }
         }
         self.raise_pending().await;
     }
