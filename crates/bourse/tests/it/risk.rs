@@ -11,8 +11,8 @@ use serde_json::{Value, json};
 use crate::assert_problem;
 use crate::identity::{get, post};
 use crate::trading::{
-    PERP, admin_post, admin_put, funded_user, json_of, limit, market_admin, order, set_prices,
-    user_id,
+    PERP, admin_get, admin_post, admin_put, funded_user, json_of, limit, market_admin, order,
+    set_prices, user_id,
 };
 
 async fn placed(app: &TestApp, token: &str, body: Value) -> String {
@@ -140,12 +140,7 @@ async fn limits_and_kill_switches(app: TestApp) {
     );
     assert_eq!(mine["kill_switch"], Value::Null, "{mine}");
     let admin_view = json_of(
-        app.client
-            .get(app.admin_url(&format!("/admin/v1/users/{a_id}/risk")))
-            .bearer_auth(&risk)
-            .send()
-            .await
-            .unwrap(),
+        admin_get(&app, &risk, &format!("/admin/v1/users/{a_id}/risk")).await,
         200,
     )
     .await;
@@ -386,12 +381,7 @@ async fn dead_man_switch_and_circuit_breaker_fire_on_time_and_survive_a_restart(
     let body = r.text().await.unwrap();
     assert!(status == 201 || status == 409, "{status} {body}");
     let v = json_of(
-        app.client
-            .get(app.admin_url(&format!("/admin/v1/instruments/{PERP}/risk")))
-            .bearer_auth(&risk)
-            .send()
-            .await
-            .unwrap(),
+        admin_get(&app, &risk, &format!("/admin/v1/instruments/{PERP}/risk")).await,
         200,
     )
     .await;
@@ -433,12 +423,7 @@ async fn dead_man_switch_and_circuit_breaker_fire_on_time_and_survive_a_restart(
     let mine = json_of(get(&app, "/v1/account/risk", &a.access).await, 200).await;
     assert_eq!(mine["kill_switch"], "owner", "{mine}");
     let v = json_of(
-        app.client
-            .get(app.admin_url(&format!("/admin/v1/instruments/{PERP}/risk")))
-            .bearer_auth(&risk)
-            .send()
-            .await
-            .unwrap(),
+        admin_get(&app, &risk, &format!("/admin/v1/instruments/{PERP}/risk")).await,
         200,
     )
     .await;

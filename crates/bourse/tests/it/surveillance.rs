@@ -20,6 +20,29 @@ async fn spawn(db: Db) -> Option<TestApp> {
     TestApp::spawn_with(db, |c| c.surveillance.enabled = true).await
 }
 
+/// `n` sign-ins with the right password and a wrong second factor, each refused.
+async fn wrong_second_factors(app: &TestApp, email: &str, password: &str, n: usize) {
+    for _ in 0..n {
+        let r = post(
+            app,
+            "/v1/auth/login",
+            None,
+            json!({"email": email, "password": password}),
+        )
+        .await;
+        let v: Value = r.json().await.unwrap();
+        let challenge = v["challenge"].as_str().expect("mfa_required").to_owned();
+        let r = post(
+            app,
+            "/v1/auth/login/mfa",
+            None,
+            json!({"challenge": challenge, "code": "000000"}),
+        )
+        .await;
+        assert!(matches!(r.status().as_u16(), 401 | 429), "{}", r.status());
+    }
+}
+
 /// The first alert of `rule`, once the pipeline has raised it (at most 10 s).
 async fn alert_of(app: &TestApp, key: &str, rule: &str) -> Value {
     let deadline = Instant::now() + Duration::from_secs(10);
@@ -164,25 +187,7 @@ async fn failed_second_factors_put_withdrawals_on_hold_until_lifted() {
         .to_owned();
 
     // Someone with the password guesses second factors: five wrong codes.
-    for _ in 0..5 {
-        let r = post(
-            &app,
-            "/v1/auth/login",
-            None,
-            json!({"email": u.email, "password": u.password}),
-        )
-        .await;
-        let v: Value = r.json().await.unwrap();
-        let challenge = v["challenge"].as_str().expect("mfa_required").to_owned();
-        let r = post(
-            &app,
-            "/v1/auth/login/mfa",
-            None,
-            json!({"challenge": challenge, "code": "000000"}),
-        )
-        .await;
-        assert!(matches!(r.status().as_u16(), 401 | 429), "{}", r.status());
-    }
+    wrong_second_factors(&app, &u.email, &u.password, 5).await;
     let alert = alert_of(&app, &risk, "failed_second_factor").await;
     assert_eq!(alert["action"], "freeze_withdrawals", "{alert}");
     assert_eq!(alert["action_state"], "applied", "{alert}");
@@ -333,26 +338,7 @@ async fn a_halt_trading_action_stops_order_entry_until_the_desk_lifts_it() {
     enable_totp(&app, &u.access).await;
     let r = order(&app, &u.access, limit("buy", "49000", "0.01")).await;
     assert_eq!(r.status(), 201);
-    for _ in 0..5 {
-        let v: Value = post(
-            &app,
-            "/v1/auth/login",
-            None,
-            json!({"email": u.email, "password": u.password}),
-        )
-        .await
-        .json()
-        .await
-        .unwrap();
-        let challenge = v["challenge"].as_str().expect("mfa_required").to_owned();
-        post(
-            &app,
-            "/v1/auth/login/mfa",
-            None,
-            json!({"challenge": challenge, "code": "000000"}),
-        )
-        .await;
-    }
+    wrong_second_factors(&app, &u.email, &u.password, 5).await;
     let alert = alert_of(&app, &risk, "failed_second_factor").await;
     assert_eq!(alert["action"], "halt_trading", "{alert}");
     // The pipeline turns the kill switch on right after storing the alert.
