@@ -396,7 +396,7 @@ pub struct FundingResult {
 }
 
 /// The catalog instrument and its core symbol.
-fn lookup(
+pub(crate) fn lookup(
     state: &AppState,
     symbol: &str,
 ) -> Result<(Instrument, bourse_engine::core::Symbol), ApiError> {
@@ -438,7 +438,10 @@ fn read_back(
 }
 
 /// Submits an operator command; a refusal becomes its problem.
-async fn run(state: &AppState, command: Command) -> Result<bourse_engine::Outcome, ApiError> {
+pub(crate) async fn run(
+    state: &AppState,
+    command: Command,
+) -> Result<bourse_engine::Outcome, ApiError> {
     let outcome = state.trading.submit(command, Meta::default()).await?;
     match outcome.rejection() {
         Some(reason) => Err(rejection(reason)),

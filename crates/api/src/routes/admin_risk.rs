@@ -14,7 +14,7 @@ use bourse_engine::core::{
     RejectReason,
 };
 use bourse_types::decimal::parse_decimal;
-use bourse_types::{Decimal, Instrument, Symbol};
+use bourse_types::{Decimal, Instrument};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
@@ -232,28 +232,14 @@ pub(crate) fn e6_text(n: i128) -> String {
 }
 
 fn instrument(state: &AppState, symbol: &str) -> Result<(Instrument, core::Symbol), ApiError> {
-    let s = Symbol::parse(symbol).map_err(|_| {
-        invalid(
-            "/path/symbol",
-            "invalid_symbol",
-            "not a valid instrument symbol",
-        )
-    })?;
-    let inst = state
-        .catalog
-        .get(&s)
-        .ok_or_else(|| ApiError::not_found("instrument"))?;
-    let core = trading::core_symbol(&inst.symbol)?;
-    Ok((inst, core))
+    super::admin_instruments::lookup(state, symbol)
 }
 
 /// Submits a risk command; a refusal becomes its problem.
 pub(crate) async fn run(state: &AppState, command: Command) -> Result<(), ApiError> {
-    let outcome = state.trading.submit(command, Meta::default()).await?;
-    match outcome.rejection() {
-        Some(reason) => Err(rejection(reason)),
-        None => Ok(()),
-    }
+    super::admin_instruments::run(state, command)
+        .await
+        .map(drop)
 }
 
 fn risk_view(
