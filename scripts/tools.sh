@@ -42,16 +42,32 @@ if [ ! -x "$tools/node_modules/.bin/redocly" ]; then
   fi
 fi
 
+# The local OpenID Connect provider of the sign-in tests (oidc-provider from npm, pinned
+# by scripts/oidc-provider/package-lock.json).
+oidc_dir="$root/scripts/oidc-provider"
+if [ ! -f "$oidc_dir/node_modules/oidc-provider/package.json" ] \
+    || [ "$oidc_dir/package-lock.json" -nt "$oidc_dir/node_modules/.package-lock.json" ]; then
+  echo "tools: npm ci in scripts/oidc-provider"
+  if ! (cd "$oidc_dir" && timeout 600 npm ci --no-audit --no-fund </dev/null >"$tools/npm-oidc.log" 2>&1); then
+    cat "$tools/npm-oidc.log" >&2
+    exit 1
+  fi
+fi
+
 # cargo-audit from crates.io.
 if ! cargo audit --version >/dev/null 2>&1; then
   echo "tools: cargo install cargo-audit"
   cargo install --locked --quiet cargo-audit
 fi
 
-# Debian's Chromium for the Swagger UI browser test (never a downloaded browser).
-if ! command -v chromium >/dev/null; then
-  echo "tools: apt-get install chromium"
+# Debian's Chromium and its chromedriver for the browser tests (never a downloaded
+# browser).
+need_browser=()
+command -v chromium >/dev/null || need_browser+=(chromium)
+command -v chromedriver >/dev/null || need_browser+=(chromium-driver)
+if [ ${#need_browser[@]} -gt 0 ]; then
+  echo "tools: apt-get install ${need_browser[*]}"
   sudo_cmd=""; [ "$(id -u)" -ne 0 ] && sudo_cmd="sudo"
   $sudo_cmd apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq chromium
+  DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq "${need_browser[@]}"
 fi

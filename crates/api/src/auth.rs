@@ -304,6 +304,27 @@ impl From<IdentityError> for ApiError {
             E::AccountFrozen => {
                 ApiError::new(StatusCode::FORBIDDEN, "account_frozen", e.to_string())
             }
+            E::ProviderUnavailable => ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "oidc_provider_unavailable",
+                e.to_string(),
+            )
+            .with_header(header::RETRY_AFTER, HeaderValue::from_static("30")),
+            E::OidcStateInvalid => {
+                ApiError::new(StatusCode::BAD_REQUEST, "oidc_state_invalid", e.to_string())
+            }
+            E::OidcDenied => ApiError::new(StatusCode::FORBIDDEN, "oidc_denied", e.to_string()),
+            E::ExternalLoginFailed => {
+                ApiError::new(StatusCode::BAD_REQUEST, "oidc_login_failed", e.to_string())
+            }
+            E::IdTokenInvalid => ApiError::new(
+                StatusCode::BAD_GATEWAY,
+                "oidc_id_token_invalid",
+                e.to_string(),
+            ),
+            E::LastSignInMethod => {
+                ApiError::new(StatusCode::CONFLICT, "last_sign_in_method", e.to_string())
+            }
             E::SessionRevoked => invalid_token("the session was revoked"),
             E::Token(t) => invalid_token(t.description()),
             E::Store(s) => s.into(),

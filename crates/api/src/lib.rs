@@ -42,6 +42,8 @@ pub struct AppState {
     pub catalog: catalog::Catalog,
     /// Accounts, sessions, tokens and two-factor.
     pub identity: bourse_identity::Identity,
+    /// External sign-in providers (OpenID Connect), by name.
+    pub oidc: bourse_identity::oidc::Providers,
     /// Wallet settings.
     pub wallet: WalletConfig,
     /// The exchange engine and the user → trading account map.
@@ -162,6 +164,11 @@ fn public_parts() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(routes::auth::confirm_totp))
         .routes(routes!(routes::auth::step_up))
         .routes(routes!(routes::auth::jwks))
+        .routes(routes!(routes::oidc::providers))
+        .routes(routes!(routes::oidc::start))
+        .routes(routes!(routes::oidc::callback))
+        .routes(routes!(routes::oidc::list_identities))
+        .routes(routes!(routes::oidc::unlink_identity))
         .routes(routes!(routes::wallet::list, routes::wallet::add))
         .routes(routes!(routes::wallet::delete))
         .routes(routes!(routes::market::book))
@@ -398,6 +405,7 @@ mod tests {
             store,
             catalog: catalog::Catalog::default(),
             identity,
+            oidc: Default::default(),
             wallet: WalletConfig::default(),
             trading: trading::Trading::new(engine, 10_000 * 1_000_000),
             audit: audit::Tap::disabled("public"),

@@ -5,7 +5,7 @@
 //!
 //! | class | policies | keyed by |
 //! |---|---|---|
-//! | credential endpoints (register, login, 2FA, refresh, step-up, password) | `auth` | source IP |
+//! | credential endpoints (register, login, 2FA, refresh, step-up, password, external sign-in start and callback) | `auth` | source IP |
 //! | a request with a valid access token | `default` (+ `orders_second`, `orders_minute` on order entry) | user, or OAuth client + user |
 //! | anything else on the public listener | `anonymous` | source IP |
 //! | the admin listener | `admin` | source IP |
@@ -563,6 +563,13 @@ impl KindName for redis::RedisError {
 fn is_credential_route(method: &Method, route: &str) -> bool {
     // Turning 2FA off takes a code, so it can be used to guess codes too.
     (*method == Method::DELETE && route == "/v1/auth/2fa/totp")
+        // External sign-in: each start writes a pending login and each callback may
+        // create an account and calls the provider.
+        || (*method == Method::GET
+            && matches!(
+                route,
+                "/v1/auth/oidc/{provider}/start" | "/v1/auth/oidc/{provider}/callback"
+            ))
         || *method == Method::POST
             && matches!(
                 route,

@@ -55,6 +55,55 @@ pub struct Config {
     pub rate_limit: RateLimitConfig,
     /// Anomaly detection on the event stream (docs/risk-detection.md).
     pub surveillance: SurveillanceSettings,
+    /// Sign in with external OpenID Connect providers (Google or any compliant one).
+    pub oidc: OidcSettings,
+}
+
+/// External sign-in providers (bourse is the OpenID Connect relying party).
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct OidcSettings {
+    /// Providers by name (`a-z 0-9 - _`, at most 32; the name is in the routes:
+    /// `/v1/auth/oidc/{name}/start`). None by default.
+    pub providers: std::collections::BTreeMap<String, OidcProviderConfig>,
+}
+
+/// One OpenID Connect provider, e.g. `[oidc.providers.google]`.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct OidcProviderConfig {
+    /// The issuer (`https://accounts.google.com`); discovery is at
+    /// `{issuer_url}/.well-known/openid-configuration`. `http://` only on a loopback
+    /// address.
+    pub issuer_url: String,
+    /// bourse's client id at the provider.
+    pub client_id: String,
+    /// bourse's client secret at the provider (a secret: normally from
+    /// `BOURSE_OIDC__PROVIDERS__<NAME>__CLIENT_SECRET`; never logged or shown).
+    #[serde(serialize_with = "ser_secret")]
+    pub client_secret: SecretString,
+    /// Where the provider sends the browser back. Unset:
+    /// `{public_url}/v1/auth/oidc/{name}/callback` (register that URL at the provider).
+    #[serde(default)]
+    pub redirect_url: Option<String>,
+    /// Scopes asked for; must include `openid`. Default `openid email profile`.
+    #[serde(default = "default_oidc_scopes")]
+    pub scopes: Vec<String>,
+    /// The name shown to people. Unset: the provider's name.
+    #[serde(default)]
+    pub display_name: Option<String>,
+    /// A PEM file of extra root certificates trusted for this provider only (a
+    /// provider behind a private CA), besides the system's roots.
+    #[serde(default)]
+    pub ca_file: Option<PathBuf>,
+}
+
+fn default_oidc_scopes() -> Vec<String> {
+    ["openid", "email", "profile"].map(String::from).to_vec()
+}
+
+fn ser_secret<S: serde::Serializer>(v: &SecretString, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(v.expose_secret())
 }
 
 /// The surveillance pipeline: which rules, with which thresholds and actions.
@@ -367,6 +416,7 @@ impl Default for Config {
                 rules: bourse_surveillance::SurveillanceConfig::default(),
                 countries: Vec::new(),
             },
+            oidc: OidcSettings::default(),
         }
     }
 }
@@ -568,6 +618,56 @@ impl Config {
                 "must be a decimal string >= 0 with at most 6 decimals",
             );
         }
+        for (name, p) in &self.oidc.providers {
+            let key = |field: &str| format!("oidc.providers.{name}.{field}");
+            if name.is_empty()
+                || name.len() > 32
+                || !name
+                    .bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_')
+            {
+                return bad(
+                    &format!("oidc.providers.{name}"),
+                    "the name must be 1 to 32 of a-z 0-9 - _",
+                );
+            }
+            if !bourse_identity::oidc::issuer_allowed(&p.issuer_url) {
+                return bad(
+                    &key("issuer_url"),
+                    "must be an https:// URL (http:// only on a loopback address)",
+                );
+            }
+            if p.client_id.is_empty() {
+                return bad(&key("client_id"), "must not be empty");
+            }
+            if p.client_secret.expose_secret().is_empty() {
+                return bad(&key("client_secret"), "must not be empty");
+            }
+            if !p.scopes.iter().any(|s| s == "openid") {
+                return bad(&key("scopes"), "must include openid");
+            }
+            if p.scopes.iter().any(|s| {
+                s.is_empty()
+                    || !s
+                        .bytes()
+                        .all(|b| b.is_ascii_graphic() && b != b'"' && b != b'\\')
+            }) {
+                return bad(
+                    &key("scopes"),
+                    "each scope must be printable ASCII without spaces",
+                );
+            }
+            if let Some(r) = &p.redirect_url
+                && !(r.starts_with("https://") && r.len() > 8)
+            {
+                return bad(&key("redirect_url"), "must be an https:// URL");
+            }
+            if let Some(f) = &p.ca_file
+                && !f.is_file()
+            {
+                return bad(&key("ca_file"), "file does not exist");
+            }
+        }
         if tracing_subscriber::EnvFilter::try_new(&self.log.level).is_err() {
             return bad("log.level", "is not a valid tracing filter");
         }
@@ -633,6 +733,42 @@ impl Config {
             .filter(|u| !u.is_empty())
     }
 
+    /// The external sign-in providers, with defaults filled in and CA files read.
+    pub fn oidc_providers(
+        &self,
+    ) -> Result<Vec<bourse_identity::oidc::ProviderSettings>, ConfigError> {
+        self.oidc
+            .providers
+            .iter()
+            .map(|(name, p)| {
+                let extra_root_pem = match &p.ca_file {
+                    Some(f) => Some(std::fs::read(f).map_err(|e| {
+                        ConfigError(format!(
+                            "key `oidc.providers.{name}.ca_file`: cannot read {}: {e}",
+                            f.display()
+                        ))
+                    })?),
+                    None => None,
+                };
+                Ok(bourse_identity::oidc::ProviderSettings {
+                    name: name.clone(),
+                    display_name: p.display_name.clone().unwrap_or_else(|| name.clone()),
+                    issuer_url: p.issuer_url.clone(),
+                    client_id: p.client_id.clone(),
+                    client_secret: p.client_secret.clone(),
+                    redirect_url: p.redirect_url.clone().unwrap_or_else(|| {
+                        format!(
+                            "{}/v1/auth/oidc/{name}/callback",
+                            self.public_url.trim_end_matches('/')
+                        )
+                    }),
+                    scopes: p.scopes.clone(),
+                    extra_root_pem,
+                })
+            })
+            .collect()
+    }
+
     /// The effective configuration as TOML with secrets redacted.
     pub fn redacted_toml(&self) -> String {
         let mut shown = self.clone();
@@ -645,6 +781,9 @@ impl Config {
             .as_ref()
             .map(|u| SecretString::from(redact_url(u.expose_secret())));
         shown.master_key = self.master_key.as_ref().map(|_| SecretString::from("***"));
+        for p in shown.oidc.providers.values_mut() {
+            p.client_secret = SecretString::from("***");
+        }
         toml::to_string_pretty(&shown).unwrap_or_else(|e| format!("# cannot render: {e}\n"))
     }
 }
@@ -683,7 +822,11 @@ fn describe(e: figment::Error) -> String {
                 .as_ref()
                 .map(|m| format!(" (from {})", m.name))
                 .unwrap_or_default();
-            let what = if key == "database_url" || key == "redis_url" || key == "master_key" {
+            let what = if key == "database_url"
+                || key == "redis_url"
+                || key == "master_key"
+                || key.ends_with(".client_secret")
+            {
                 "invalid value".to_owned()
             } else {
                 e.kind.to_string()

@@ -225,10 +225,19 @@ pub async fn start(cfg: &Config) -> anyhow::Result<Running> {
     } else {
         (None, bourse_api::audit::Tap::disabled("public"))
     };
+    // Discovery is lazy (first sign-in, then cached): an unreachable provider does not
+    // stop the service, its routes answer 503 `oidc_provider_unavailable`.
+    let oidc =
+        bourse_identity::oidc::Providers::new(cfg.oidc_providers()?).map_err(anyhow::Error::msg)?;
+    for rp in oidc.all() {
+        let s = rp.settings();
+        tracing::info!(provider = %s.name, issuer = %s.issuer_url, redirect_url = %s.redirect_url, "external sign-in provider configured");
+    }
     let state = AppState {
         store: store.clone(),
         catalog: catalog.clone(),
         identity: identity.clone(),
+        oidc,
         wallet: bourse_api::WalletConfig {
             address_cooldown: time::Duration::seconds(
                 i64::try_from(cfg.wallet.address_cooldown_secs).unwrap_or(i64::MAX),

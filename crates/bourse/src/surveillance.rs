@@ -454,6 +454,19 @@ impl Pipeline {
                     });
                 }
             }
+            // An external provider's sign-in (without two-factor) completes at its callback.
+            Some("auth.oidc_login" | "auth.oidc_link") if ok && details["result"] == "success" => {
+                if let (Some(who), Some(ip)) = (user, ip) {
+                    self.observe(&sv::Observation::Login {
+                        ts_ns,
+                        user: who,
+                        ip,
+                        device,
+                        country: country_of(&self.countries, ip),
+                        success: true,
+                    });
+                }
+            }
             // With two factors the sign-in completes here.
             Some("auth.login_mfa") if ok => {
                 if let (Some(who), Some(ip)) = (user, ip) {

@@ -60,6 +60,29 @@ pub enum IdentityError {
     /// The access token's session was revoked.
     #[error("the session was revoked")]
     SessionRevoked,
+    /// An external provider's discovery, JWKS or token endpoint cannot be reached.
+    #[error("the sign-in provider cannot be reached; try again later")]
+    ProviderUnavailable,
+    /// The `state` of a provider callback is unknown, used, expired or from another
+    /// browser.
+    #[error("this sign-in is unknown, already used or expired; start it again")]
+    OidcStateInvalid,
+    /// The provider answered the login with an error (the person declined, or it
+    /// refused the request).
+    #[error("the sign-in provider did not sign you in")]
+    OidcDenied,
+    /// The provider refused the code exchange, or gave no ID token.
+    #[error("the sign-in provider did not confirm the sign-in; start it again")]
+    ExternalLoginFailed,
+    /// The provider's ID token failed verification (signature, issuer, audience,
+    /// expiry, nonce, access-token hash).
+    #[error("the sign-in provider's ID token is not valid")]
+    IdTokenInvalid,
+    /// Unlinking this identity would leave the account with no way to sign in.
+    #[error(
+        "this is the account's only way to sign in; set a password or link another identity first"
+    )]
+    LastSignInMethod,
     /// The access token failed verification.
     #[error("{}", .0.description())]
     Token(TokenError),

@@ -10,7 +10,9 @@
 
 pub mod admin_keys;
 mod error;
+pub mod external;
 mod keys;
+pub mod oidc;
 mod revocation;
 
 use std::sync::Arc;
@@ -291,6 +293,10 @@ impl Identity {
         now: OffsetDateTime,
     ) -> Result<UserRecord, IdentityError> {
         let email = normalise_email(email)?;
+        // Reserved for accounts made without a verified email (see `external`).
+        if email.ends_with(&format!("@{}", external::PLACEHOLDER_EMAIL_DOMAIN)) {
+            return Err(IdentityError::InvalidEmail);
+        }
         let local = email.split('@').next().unwrap_or_default().to_owned();
         password::check_new_password(password.expose_secret(), &[&local, &email])
             .map_err(IdentityError::WeakPassword)?;
@@ -443,7 +449,12 @@ impl Identity {
         if user.status == UserStatus::Frozen {
             return Err(IdentityError::AccountFrozen);
         }
-        self.open_session(&user.id, ACR_MFA, &["pwd", method], client, now)
+        // The first factor was a password or an external provider (`external`).
+        let first = match c.first_factor.as_str() {
+            external::AMR_EXTERNAL => external::AMR_EXTERNAL,
+            _ => "pwd",
+        };
+        self.open_session(&user.id, ACR_MFA, &[first, method], client, now)
             .await
     }
 
@@ -734,7 +745,12 @@ impl Identity {
         now: OffsetDateTime,
     ) -> Result<(SecretString, i64), IdentityError> {
         let method = self.check_second_factor(&claims.sub, code, now).await?;
-        let amr = vec!["pwd".to_owned(), method.to_owned()];
+        let first = if claims.amr.iter().any(|m| m == external::AMR_EXTERNAL) {
+            external::AMR_EXTERNAL
+        } else {
+            "pwd"
+        };
+        let amr = vec![first.to_owned(), method.to_owned()];
         let s = &self.inner.store;
         if !s
             .update_session_auth(&claims.sid, now, ACR_MFA, &amr)

@@ -43,6 +43,7 @@ mod audit;
 mod convert;
 mod database_url;
 mod error;
+mod external_identities;
 mod idempotency;
 mod login_throttle;
 mod mfa_challenges;
@@ -69,6 +70,7 @@ pub use audit::{
     GENESIS_HASH, record_hash,
 };
 pub use database_url::redact as redact_database_url;
+pub use external_identities::{ExternalIdentityRecord, PendingLoginRecord, UnlinkOutcome};
 pub use idempotency::IdempotencyStart;
 pub use login_throttle::{BackoffPolicy, LoginThrottle};
 pub use mfa_challenges::MfaChallenge;

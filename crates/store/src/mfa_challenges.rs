@@ -17,36 +17,53 @@ pub struct MfaChallenge {
     pub user_id: String,
     /// Wrong codes given so far.
     pub attempts: i64,
+    /// What the first step was: `pwd` (a password) or `ext` (an external provider).
+    pub first_factor: String,
     /// When it stops being accepted.
     pub expires_at: OffsetDateTime,
 }
 
 impl Store {
-    /// Stores a challenge; `Conflict` if the hash exists, `Internal` if the user does not.
+    /// Stores a challenge after a password; `Conflict` if the hash exists, `Internal` if
+    /// the user does not.
     pub async fn insert_mfa_challenge(
         &self,
         challenge_hash: &str,
         user_id: &str,
         expires_at: OffsetDateTime,
     ) -> Result<(), StoreError> {
+        self.insert_mfa_challenge_after(challenge_hash, user_id, "pwd", expires_at)
+            .await
+    }
+
+    /// Stores a challenge after the first factor `first_factor` (`pwd` or `ext`).
+    pub async fn insert_mfa_challenge_after(
+        &self,
+        challenge_hash: &str,
+        user_id: &str,
+        first_factor: &str,
+        expires_at: OffsetDateTime,
+    ) -> Result<(), StoreError> {
         match &self.pool {
             Pool::Sqlite(p) => sqlx::query(
-                "INSERT INTO mfa_challenges (challenge_hash, user_id, expires_at) \
-                     VALUES (?1, ?2, ?3)",
+                "INSERT INTO mfa_challenges (challenge_hash, user_id, expires_at, first_factor) \
+                     VALUES (?1, ?2, ?3, ?4)",
             )
             .bind(challenge_hash)
             .bind(user_id)
             .bind(unix(expires_at))
+            .bind(first_factor)
             .execute(p)
             .await
             .map(|r| r.rows_affected()),
             Pool::Postgres(p) => sqlx::query(
-                "INSERT INTO mfa_challenges (challenge_hash, user_id, expires_at) \
-                     VALUES ($1, $2, $3)",
+                "INSERT INTO mfa_challenges (challenge_hash, user_id, expires_at, first_factor) \
+                     VALUES ($1, $2, $3, $4)",
             )
             .bind(challenge_hash)
             .bind(user_id)
             .bind(unix(expires_at))
+            .bind(first_factor)
             .execute(p)
             .await
             .map(|r| r.rows_affected()),
@@ -61,10 +78,10 @@ impl Store {
         challenge_hash: &str,
         now: OffsetDateTime,
     ) -> Result<Option<MfaChallenge>, StoreError> {
-        let row: Option<(String, i64, i64)> = match &self.pool {
+        let row: Option<(String, i64, i64, String)> = match &self.pool {
             Pool::Sqlite(p) => {
                 sqlx::query_as(
-                    "SELECT user_id, attempts, expires_at FROM mfa_challenges \
+                    "SELECT user_id, attempts, expires_at, first_factor FROM mfa_challenges \
                      WHERE challenge_hash = ?1 AND consumed_at IS NULL AND expires_at > ?2",
                 )
                 .bind(challenge_hash)
@@ -74,7 +91,7 @@ impl Store {
             }
             Pool::Postgres(p) => {
                 sqlx::query_as(
-                    "SELECT user_id, attempts, expires_at FROM mfa_challenges \
+                    "SELECT user_id, attempts, expires_at, first_factor FROM mfa_challenges \
                      WHERE challenge_hash = $1 AND consumed_at IS NULL AND expires_at > $2",
                 )
                 .bind(challenge_hash)
@@ -84,10 +101,11 @@ impl Store {
             }
         }
         .map_err(|e| db_error("get_mfa_challenge", e))?;
-        row.map(|(user_id, attempts, expires_at)| {
+        row.map(|(user_id, attempts, expires_at, first_factor)| {
             Ok(MfaChallenge {
                 user_id,
                 attempts,
+                first_factor,
                 expires_at: instant("mfa_challenges", "expires_at", expires_at)?,
             })
         })

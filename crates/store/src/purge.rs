@@ -17,11 +17,14 @@ pub struct Purged {
     /// Throttle entries whose last failure is older than the window and whose lock
     /// has run out.
     pub login_throttle: u64,
+    /// Logins to an external provider that expired at `now` without coming back.
+    pub pending_logins: u64,
 }
 
 mod sql_sqlite {
     pub const TOKENS: &str = "DELETE FROM refresh_tokens WHERE expires_at <= ?1";
     pub const CHALLENGES: &str = "DELETE FROM mfa_challenges WHERE expires_at <= ?1";
+    pub const PENDING: &str = "DELETE FROM oidc_pending_logins WHERE expires_at <= ?1";
     pub const THROTTLE: &str = "DELETE FROM login_throttle WHERE last_failure_at <= ?1 \
                                 AND (locked_until IS NULL OR locked_until <= ?2)";
 }
@@ -29,11 +32,12 @@ mod sql_sqlite {
 mod sql_postgres {
     pub const TOKENS: &str = "DELETE FROM refresh_tokens WHERE expires_at <= $1";
     pub const CHALLENGES: &str = "DELETE FROM mfa_challenges WHERE expires_at <= $1";
+    pub const PENDING: &str = "DELETE FROM oidc_pending_logins WHERE expires_at <= $1";
     pub const THROTTLE: &str = "DELETE FROM login_throttle WHERE last_failure_at <= $1 \
                                 AND (locked_until IS NULL OR locked_until <= $2)";
 }
 
-/// The three deletions, written once for both backends (`Result<Purged, sqlx::Error>`).
+/// The deletions, written once for both backends (`Result<Purged, sqlx::Error>`).
 /// Each is atomic on its own; together they need not be.
 macro_rules! purge {
     ($pool:ident, $sql:ident, $now:expr, $stale:expr) => {
@@ -54,10 +58,16 @@ macro_rules! purge {
                 .execute($pool)
                 .await?
                 .rows_affected();
+            let pending_logins = sqlx::query($sql::PENDING)
+                .bind($now)
+                .execute($pool)
+                .await?
+                .rows_affected();
             Ok::<_, sqlx::Error>(Purged {
                 refresh_tokens,
                 mfa_challenges,
                 login_throttle,
+                pending_logins,
             })
         }
         .await
@@ -66,8 +76,8 @@ macro_rules! purge {
 
 impl Store {
     /// Deletes what is dead at `now`: expired refresh tokens (an expired token is
-    /// refused as unknown instead of invalid afterwards), expired login challenges, and
-    /// login-throttle entries that [`Store::record_login_failure`] with this
+    /// refused as unknown instead of invalid afterwards), expired login challenges and
+    /// pending external logins, and login-throttle entries that [`Store::record_login_failure`] with this
     /// `throttle_window` would start afresh anyway. Safe to run at any time.
     pub async fn purge_expired(
         &self,

@@ -2,6 +2,8 @@
 //! `bourse serve` runs) on port 0 with a fresh database, and clients that talk real
 //! TLS 1.3 to it, trusting only the certificate it generated.
 
+pub mod oidc;
+
 use std::io::Write;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, OnceLock};

@@ -19,7 +19,7 @@ fn now() -> OffsetDateTime {
     OffsetDateTime::now_utc()
 }
 
-fn client_info(headers: &HeaderMap, peer: Option<std::net::SocketAddr>) -> ClientInfo {
+pub(crate) fn client_info(headers: &HeaderMap, peer: Option<std::net::SocketAddr>) -> ClientInfo {
     ClientInfo {
         ip: peer.map(|p| p.ip().to_string()),
         user_agent: headers
@@ -32,7 +32,7 @@ fn client_info(headers: &HeaderMap, peer: Option<std::net::SocketAddr>) -> Clien
 /// Names the client's device in the audit record: a 64-bit fingerprint of its user
 /// agent (hex), never the text itself. Surveillance compares it with the devices the
 /// user signed in from before (`new_device`).
-fn device_detail(client: &ClientInfo) {
+pub(crate) fn device_detail(client: &ClientInfo) {
     if let Some(ua) = client.user_agent.as_deref() {
         use sha2::Digest;
         let d = sha2::Sha256::digest(ua.as_bytes());
@@ -267,7 +267,7 @@ pub async fn register(
 }
 
 /// Names the user and session of freshly issued tokens in the audit record.
-fn audit_signed_in(state: &AppState, t: &bourse_identity::Tokens) {
+pub(crate) fn audit_signed_in(state: &AppState, t: &bourse_identity::Tokens) {
     if let Ok(c) = state
         .identity
         .verify_access_token(t.access_token.expose_secret(), now())

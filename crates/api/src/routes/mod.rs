@@ -11,6 +11,7 @@ pub mod auth;
 pub mod health;
 pub mod instruments;
 pub mod market;
+pub mod oidc;
 pub mod orders;
 pub mod risk;
 pub mod wallet;

@@ -30,6 +30,7 @@ mod errors;
 mod headers;
 mod identity;
 mod instruments;
+mod oidc;
 mod openapi;
 mod ratelimit;
 mod readiness;

@@ -23,6 +23,7 @@ async fn challenge_is_consumed_once(store: &Store) {
         Some(MfaChallenge {
             user_id: user.id.clone(),
             attempts: 0,
+            first_factor: "pwd".into(),
             expires_at: at(300),
         })
     );
